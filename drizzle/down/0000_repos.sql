@@ -1,0 +1,2 @@
+DROP TABLE "repos";--> statement-breakpoint
+DROP TYPE "public"."repo_visibility";

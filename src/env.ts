@@ -1,0 +1,47 @@
+import { z } from "zod";
+
+/**
+ * The Worker's bindings and secrets, validated once per isolate. Anything
+ * invalid fails closed: every request gets one clear 500 instead of a crash
+ * deep inside a handler.
+ */
+export const envSchema = z.object({
+  /** Neon connection string (a secret). Absent means the database is not configured. */
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection string")
+    .optional(),
+  /**
+   * Dev and test only: "true" sends SQL-over-HTTP to the local gateway at the
+   * host and port of DATABASE_URL instead of to Neon.
+   */
+  NEON_LOCAL_GATEWAY: z.enum(["true", "false"]).default("false"),
+  ENVIRONMENT: z.enum(["development", "test", "production"]).default("production"),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type Config = z.infer<typeof envSchema>;
+
+/** What wrangler hands the Worker, before validation. */
+export type Bindings = Record<string, unknown>;
+
+const parsed = new WeakMap<object, Config>();
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid Worker configuration: ${issues.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function loadConfig(env: Bindings): Config {
+  const cached = parsed.get(env);
+  if (cached) return cached;
+  const result = envSchema.safeParse(env);
+  if (!result.success) {
+    // Names of the bad bindings only: their values may be secrets.
+    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`));
+  }
+  parsed.set(env, result.data);
+  return result.data;
+}

@@ -1,0 +1,20 @@
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../app-env";
+import { createDb, type Db } from "../db/client";
+import { loadConfig } from "../env";
+import { ApiError } from "../lib/errors";
+
+/** Validates the bindings and makes this request's database client. */
+export const configAndDb = createMiddleware<AppEnv>(async (c, next) => {
+  const config = loadConfig(c.env);
+  c.set("config", config);
+  c.set("db", config.DATABASE_URL ? createDb({ ...config, DATABASE_URL: config.DATABASE_URL }) : undefined);
+  await next();
+});
+
+export function requireDb(c: Context<AppEnv>): Db {
+  const db = c.get("db");
+  if (!db) throw new ApiError("service_unavailable", "The database is not configured.");
+  return db;
+}

@@ -1,0 +1,30 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    globalSetup: ["./test/global-setup.ts"],
+    projects: [
+      {
+        extends: true,
+        test: { name: "node", include: ["test/node/**/*.test.ts"], environment: "node", testTimeout: 30_000 },
+      },
+      {
+        extends: true,
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                DATABASE_URL: inject("workerDatabaseUrl"),
+                NEON_LOCAL_GATEWAY: "true",
+                ENVIRONMENT: "test",
+              },
+            },
+          })),
+        ],
+        test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 30_000 },
+      },
+    ],
+  },
+});
