@@ -4,6 +4,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     globalSetup: ["./test/global-setup.ts"],
+    // Request logs of passing tests are noise; a failing test still shows its output.
+    silent: "passed-only",
     projects: [
       {
         extends: true,

@@ -17,7 +17,6 @@ export const envSchema = z.object({
    */
   NEON_LOCAL_GATEWAY: z.enum(["true", "false"]).default("false"),
   ENVIRONMENT: z.enum(["development", "test", "production"]).default("production"),
-  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -15,15 +15,22 @@ export async function checkDatabase(db: Db, now: () => number = Date.now): Promi
     await db.execute(sql`select 1`);
     return { healthy: true, latencyMs: now() - started };
   } catch (error) {
-    const latencyMs = now() - started;
-    const message = error instanceof Error ? error.message : String(error);
-    // The driver reports a failed fetch as "Error connecting to database: …".
-    const unreachable = /connecting to database|fetch failed|HTTP status 5\d\d/i.test(message);
+    const sqlState = findSqlState(error);
     return {
       healthy: false,
-      latencyMs,
-      reason: unreachable ? "unreachable" : "error",
-      detail: (error as { code?: string }).code ?? (error instanceof Error ? error.name : "Error"),
+      latencyMs: now() - started,
+      // PostgreSQL answered with an error; anything else means we never reached it.
+      reason: sqlState ? "error" : "unreachable",
+      detail: sqlState ?? (error instanceof Error ? error.name : "Error"),
     };
   }
+}
+
+/** The SQLSTATE of a database error, looking through drizzle's wrapper (`cause`). */
+function findSqlState(error: unknown): string | undefined {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
 }

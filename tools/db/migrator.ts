@@ -51,7 +51,7 @@ export class MigrationError extends Error {
   constructor(
     message: string,
     readonly tag?: string,
-    readonly cause?: unknown,
+    override readonly cause?: unknown,
   ) {
     super(message);
     this.name = "MigrationError";

@@ -60,7 +60,8 @@ export function redactConnectionString(value: string): string {
   try {
     const url = new URL(value);
     url.password = "";
-    return url.toString().replace(/:@/, "@");
+    url.search = "";
+    return url.toString();
   } catch {
     return "(unparseable connection string)";
   }

@@ -140,7 +140,15 @@ export function createGateway({ backend, log }: GatewayOptions): Gateway {
   }
 
   function runQuery(client: pg.PoolClient, spec: QuerySpec): Promise<pg.QueryArrayResult> {
-    return client.query({ text: spec.query, values: spec.params, rowMode: "array", queryMode: "extended" });
+    // queryMode "extended" (missing from @types/pg) forces Parse/Bind/Execute even without
+    // parameters, so two statements in one string fail with 42601 as they do on Neon.
+    const config: pg.QueryArrayConfig & { queryMode: "extended" } = {
+      text: spec.query,
+      values: spec.params,
+      rowMode: "array",
+      queryMode: "extended",
+    };
+    return client.query(config);
   }
 
   async function shape(client: pg.PoolClient, result: pg.QueryArrayResult, mode: OutputMode) {
@@ -151,7 +159,8 @@ export function createGateway({ backend, log }: GatewayOptions): Gateway {
       dataTypeID: f.dataTypeID,
       dataTypeSize: f.dataTypeSize,
       dataTypeModifier: f.dataTypeModifier,
-      format: f.format,
+      // PGlite's adapter reports the format as 0; Neon and node-postgres say "text".
+      format: (f.format as unknown) === 0 || f.format === "text" ? "text" : "binary",
     }));
     let rows: unknown[][] = result.rows ?? [];
     if (!mode.rawText) {
@@ -251,10 +260,14 @@ async function readBody(request: Request): Promise<string> {
   if (!request.body) return "";
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.byteLength;
-    if (size > MAX_REQUEST_BYTES) throw tooLarge();
-    chunks.push(chunk);
+  const reader = request.body.getReader();
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    size += read.value.byteLength;
+    if (size > MAX_REQUEST_BYTES) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(read.value);
   }
   return Buffer.concat(chunks).toString("utf8");
 }

@@ -1,0 +1,103 @@
+/**
+ * `npm run dev`: the whole local stack in one command.
+ *
+ *   embedded PGlite (.data/pglite) or DATABASE_URL
+ *     → migrations applied → demo repository ensured
+ *     → local Neon gateway on GATEWAY_PORT (default 8788)
+ *     → `wrangler dev` on PORT (default 8787), pointed at the gateway
+ *
+ * Ctrl-C stops everything; the embedded database keeps its data between runs.
+ */
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { openDatabase } from "./db/connection.ts";
+import { ensureDemoRepo } from "./db/demo.ts";
+import { migrateUp } from "./db/migrator.ts";
+import { createGateway, listen } from "./gateway/index.ts";
+
+const HOST = "127.0.0.1";
+const workerPort = Number(process.env.PORT ?? 8787);
+const gatewayPort = Number(process.env.GATEWAY_PORT ?? 8788);
+
+async function assertPortFree(port: number, what: string, variable: string): Promise<void> {
+  const free = await new Promise<boolean>((resolve) => {
+    const probe = createServer()
+      .once("error", () => resolve(false))
+      .once("listening", () => probe.close(() => resolve(true)))
+      .listen(port, HOST);
+  });
+  if (!free) {
+    console.error(
+      `\n✖ Port ${port} (${what}) is already in use. Is another \`npm run dev\` running?\n` +
+        `  Stop it, or pick another port: ${variable}=<port> npm run dev\n`,
+    );
+    process.exit(1);
+  }
+}
+
+await assertPortFree(workerPort, "the Worker", "PORT");
+await assertPortFree(gatewayPort, "the database gateway", "GATEWAY_PORT");
+
+const backend = await openDatabase().catch((error: Error) => {
+  console.error(`\n✖ Could not open the database: ${error.message}`);
+  if (!process.env.DATABASE_URL)
+    console.error("  The embedded database lives in .data/pglite; delete it to start afresh.");
+  process.exit(1);
+});
+console.log(`• database: ${backend.description}`);
+
+const applied = await migrateUp(backend.pool);
+console.log(`• migrations: ${applied.length ? `applied ${applied.join(", ")}` : "up to date"}`);
+
+const demo = await ensureDemoRepo(backend.pool);
+
+const gateway = createGateway({
+  backend,
+  log: (e) => {
+    if (e.status >= 400) console.log(`  [gateway] ${e.status} ${e.statements} statement(s) ${e.durationMs}ms`);
+  },
+});
+const running = await listen(gateway, gatewayPort, HOST);
+console.log(`• Neon HTTP gateway: ${running.endpoint}`);
+
+console.log(`
+  anchorpipe edge is starting on http://localhost:${workerPort}
+
+  Demo repository  ${demo.owner}/${demo.name}
+  Repository id    ${demo.id}
+
+  Try:  curl http://localhost:${workerPort}/api/health/db
+`);
+
+const wrangler = spawn(
+  "wrangler",
+  [
+    "dev",
+    "--port",
+    String(workerPort),
+    "--ip",
+    HOST,
+    "--var",
+    `DATABASE_URL:postgres://anchorpipe:dev@${HOST}:${running.port}/anchorpipe`,
+    "--var",
+    "NEON_LOCAL_GATEWAY:true",
+    "--var",
+    "ENVIRONMENT:development",
+  ],
+  // Local development needs no network: no metrics, no download of the `Request.cf` sample.
+  { stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } },
+);
+
+let stopping = false;
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  if (wrangler.exitCode === null) wrangler.kill("SIGTERM");
+  await running.close();
+  await backend.close();
+  process.exit(code);
+}
+
+process.on("SIGINT", () => void stop(0));
+process.on("SIGTERM", () => void stop(0));
+wrangler.on("exit", (code) => void stop(code ?? 0));
