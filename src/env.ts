@@ -21,8 +21,8 @@ export const envSchema = z.object({
 
 export type Config = z.infer<typeof envSchema>;
 
-/** What wrangler hands the Worker, before validation. */
-export type Bindings = Record<string, unknown>;
+/** What wrangler hands the Worker, before validation (declared in worker-env.d.ts). */
+export type Bindings = Cloudflare.Env;
 
 const parsed = new WeakMap<object, Config>();
 

@@ -2,6 +2,7 @@ import { createDb } from "../db/client";
 import { type Bindings, loadConfig } from "../env";
 import { log } from "../lib/logger";
 import { dbHealthCheck } from "./db-health-check";
+import { partitionUpkeep } from "./partition-upkeep";
 import type { Job } from "./types";
 
 /**
@@ -10,6 +11,7 @@ import type { Job } from "./types";
  */
 export const SCHEDULE: Record<string, Job[]> = {
   "*/5 * * * *": [dbHealthCheck],
+  "17 3 * * *": [partitionUpkeep],
 };
 
 export class UnknownScheduleError extends Error {}

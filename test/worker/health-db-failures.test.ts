@@ -4,7 +4,7 @@ import { createApp } from "../../src/app";
 
 const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
 
-async function healthDb(bindings: Record<string, unknown>) {
+async function healthDb(bindings: Cloudflare.Env) {
   const res = await createApp().fetch(new Request("http://worker/api/health/db"), bindings, ctx);
   return { res, body: await res.json<Record<string, unknown>>() };
 }
@@ -21,7 +21,7 @@ describe("GET /api/health/db when the database cannot be used", () => {
   });
 
   it("503 not_configured when DATABASE_URL is missing", async () => {
-    const { DATABASE_URL: _omitted, ...rest } = env as unknown as Record<string, unknown>;
+    const { DATABASE_URL: _omitted, ...rest } = env;
     const { res, body } = await healthDb(rest);
     expect(res.status).toBe(503);
     expect(res.headers.get("Retry-After")).toBe("30");

@@ -31,7 +31,14 @@ export interface EmbeddedOptions {
 export async function createEmbeddedBackend(options: EmbeddedOptions = {}): Promise<Backend> {
   if (options.dataDir) mkdirSync(path.dirname(options.dataDir), { recursive: true });
   const pglite = options.pglite ?? (await PGlite.create(options.dataDir ?? "memory://"));
-  const pool = new pg.Pool({ ...createPgConfig(pglite), max: 1, types: rawText });
+  // pg-pool throws a client away after any query error and makes a new one. PGlite's adapter
+  // connection must not be shared between those clients, so every client gets its own.
+  class PGliteClient extends pg.Client {
+    constructor(config: pg.ClientConfig = {}) {
+      super({ ...config, ...createPgConfig(pglite) });
+    }
+  }
+  const pool = new pg.Pool({ Client: PGliteClient, max: 1, types: rawText });
   return {
     kind: "embedded",
     description: options.dataDir ? `embedded PGlite (${options.dataDir})` : "embedded PGlite (in memory)",

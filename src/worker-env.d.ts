@@ -1,0 +1,9 @@
+// The bindings wrangler hands the Worker (wrangler.toml [vars], secrets, dev/test vars).
+// They are only trusted after src/env.ts has validated them.
+declare namespace Cloudflare {
+  interface Env {
+    DATABASE_URL?: string;
+    NEON_LOCAL_GATEWAY?: string;
+    ENVIRONMENT?: string;
+  }
+}
