@@ -21,6 +21,8 @@ export default defineConfig({
                 DATABASE_URL: inject("workerDatabaseUrl"),
                 NEON_LOCAL_GATEWAY: "true",
                 ENVIRONMENT: "test",
+                HMAC_KEK: inject("hmacKek"),
+                GATEWAY_URL: inject("gatewayUrl"),
               },
             },
           })),

@@ -5,6 +5,7 @@ import { accessLog } from "./middleware/access-log";
 import { configAndDb } from "./middleware/config";
 import { requestId } from "./middleware/request-id";
 import { healthRoutes } from "./routes/health";
+import { ingestionRoutes } from "./routes/ingestion";
 
 /** Builds the Worker's HTTP app; tests build the same one. */
 export function createApp() {
@@ -14,5 +15,6 @@ export function createApp() {
   app.notFound(notFound);
 
   app.route("/api/health", healthRoutes);
+  app.route("/api/ingestion", ingestionRoutes);
   return app;
 }

@@ -17,6 +17,23 @@ export const envSchema = z.object({
    */
   NEON_LOCAL_GATEWAY: z.enum(["true", "false"]).default("false"),
   ENVIRONMENT: z.enum(["development", "test", "production"]).default("production"),
+  /**
+   * Key-encryption keys for stored HMAC secrets (a secret): comma-separated
+   * `<version>:<base64 of 32 bytes>`; the highest version encrypts, every
+   * listed version decrypts, so the key can be rotated. Absent means ingestion
+   * cannot verify signatures.
+   */
+  HMAC_KEK: z
+    .string()
+    .regex(/^\d+:[A-Za-z0-9+/]{43}=(,\d+:[A-Za-z0-9+/]{43}=)*$/, "must be <version>:<base64 32-byte key>[,…]")
+    .optional(),
+  /** Largest accepted ingestion body in bytes. */
+  INGESTION_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(100 * 1024 * 1024)
+    .default(10 * 1024 * 1024),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -5,5 +5,7 @@ declare namespace Cloudflare {
     DATABASE_URL?: string;
     NEON_LOCAL_GATEWAY?: string;
     ENVIRONMENT?: string;
+    HMAC_KEK?: string;
+    INGESTION_MAX_BODY_BYTES?: string;
   }
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
 import { migrateUp } from "../tools/db/migrator.ts";
 import { createTestDatabase } from "../tools/db/test-database.ts";
@@ -10,6 +11,10 @@ declare module "vitest" {
     /** The per-run server database for Node tests, or null when the run uses embedded PGlite. */
     serverDatabaseUrl: string | null;
     backendKind: "embedded" | "server";
+    /** The gateway's base URL, for reading request counts (GET /stats). */
+    gatewayUrl: string;
+    /** This run's key-encryption key for HMAC secrets. */
+    hmacKek: string;
   }
 }
 
@@ -27,6 +32,8 @@ export default async function setup({ provide }: TestProject) {
   provide("workerDatabaseUrl", `postgres://anchorpipe:test@127.0.0.1:${running.port}/anchorpipe`);
   provide("serverDatabaseUrl", database.connectionString);
   provide("backendKind", database.backend.kind);
+  provide("gatewayUrl", `http://127.0.0.1:${running.port}`);
+  provide("hmacKek", `1:${randomBytes(32).toString("base64")}`);
 
   return async () => {
     await running.close();

@@ -10,8 +10,10 @@
  */
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { parseKeyring } from "../src/lib/keyring.ts";
 import { openDatabase } from "./db/connection.ts";
 import { ensureDemoRepo } from "./db/demo.ts";
+import { loadDevKek } from "./db/dev-kek.ts";
 import { migrateUp } from "./db/migrator.ts";
 import { createGateway, listen } from "./gateway/index.ts";
 
@@ -49,7 +51,9 @@ console.log(`• database: ${backend.description}`);
 const applied = await migrateUp(backend.pool);
 console.log(`• migrations: ${applied.length ? `applied ${applied.join(", ")}` : "up to date"}`);
 
-const demo = await ensureDemoRepo(backend.pool);
+// The Worker decrypts stored secrets with this key; locally it is the dev key in .data/dev-kek.
+const kek = process.env.HMAC_KEK ?? loadDevKek();
+const demo = await ensureDemoRepo(backend, await parseKeyring(kek));
 
 const gateway = createGateway({
   backend,
@@ -65,8 +69,11 @@ console.log(`
 
   Demo repository  ${demo.owner}/${demo.name}
   Repository id    ${demo.id}
+  Signing secret   ${demo.secret}   (local only)
 
   Try:  curl http://localhost:${workerPort}/api/health/db
+        ANCHORPIPE_URL=http://localhost:${workerPort} ANCHORPIPE_REPO_ID=${demo.id} \\
+        ANCHORPIPE_SECRET=${demo.secret} npm run upload -- test/fixtures/junit/*.xml
 `);
 
 const wrangler = spawn(
@@ -83,6 +90,8 @@ const wrangler = spawn(
     "NEON_LOCAL_GATEWAY:true",
     "--var",
     "ENVIRONMENT:development",
+    "--var",
+    `HMAC_KEK:${kek}`,
   ],
   // Local development needs no network: no metrics, no download of the `Request.cf` sample.
   { stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } },

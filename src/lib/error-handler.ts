@@ -2,6 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "../app-env";
 import { ConfigError } from "../env";
+import { isDatabaseUnavailable } from "./db-errors";
 import { ApiError, type ErrorCode, type ErrorEnvelope } from "./errors";
 import { log } from "./logger";
 
@@ -38,6 +39,10 @@ export const onError: ErrorHandler<AppEnv> = (error, c) => {
   if (error instanceof HTTPException) {
     const code = HTTP_STATUS_CODES[error.status] ?? (error.status >= 500 ? "internal_error" : "bad_request");
     return envelope(c, new ApiError(code, error.message || code.replace(/_/g, " ")));
+  }
+  if (isDatabaseUnavailable(error)) {
+    log.error("database_unavailable", { requestId: c.get("requestId"), message: (error as Error).message });
+    return envelope(c, new ApiError("service_unavailable", "The database is unavailable; try again shortly."));
   }
   if (error instanceof ConfigError) {
     log.error("misconfigured", { requestId: c.get("requestId"), issues: error.issues });

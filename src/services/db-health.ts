@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client";
+import { findSqlState } from "../lib/db-errors";
 
 export type DbHealth =
   | { healthy: true; latencyMs: number }
@@ -24,13 +25,4 @@ export async function checkDatabase(db: Db, now: () => number = Date.now): Promi
       detail: sqlState ?? (error instanceof Error ? error.name : "Error"),
     };
   }
-}
-
-/** The SQLSTATE of a database error, looking through drizzle's wrapper (`cause`). */
-function findSqlState(error: unknown): string | undefined {
-  for (let e = error; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
-  }
-  return undefined;
 }

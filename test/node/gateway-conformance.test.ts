@@ -490,6 +490,8 @@ describe("logging", () => {
     gw.gateway.resetStats();
     await sql.query("select 1");
     await sql.transaction([sql`select 1`, sql`select 2`]);
-    expect(gw.gateway.stats).toEqual({ requests: 2, statements: 3 });
+    expect(gw.gateway.stats).toEqual({ requests: 2, statements: 3, byUser: { app: { requests: 2, statements: 3 } } });
+    const res = await gw.gateway.handle(new Request("http://gateway.test/stats"));
+    expect(await res.json()).toEqual(gw.gateway.stats);
   });
 });

@@ -4,3 +4,10 @@ declare namespace Cloudflare {
     mainModule: typeof import("../../src/index");
   }
 }
+
+declare namespace Cloudflare {
+  interface Env {
+    /** Test only: the local gateway's base URL, for request counts (GET /stats). */
+    GATEWAY_URL?: string;
+  }
+}

@@ -1,4 +1,7 @@
-import type pg from "pg";
+import type { Keyring } from "../../src/lib/keyring.ts";
+import { activeSigningSecrets, createSecret } from "../../src/services/secrets.ts";
+import type { Backend } from "../gateway/backends.ts";
+import { findOrCreateRepo, withWorkerDb } from "./create-repo.ts";
 
 export const DEMO_REPO = { owner: "anchorpipe", name: "demo" } as const;
 
@@ -6,17 +9,17 @@ export interface DemoRepo {
   id: string;
   owner: string;
   name: string;
+  /** The demo repository's signing secret (local development only, so it is shown every time). */
+  secret: string;
 }
 
-/** Creates the demo repository on first run; later runs find the same one. */
-export async function ensureDemoRepo(pool: pg.Pool): Promise<DemoRepo> {
-  await pool.query(
-    "INSERT INTO repos (owner, name, visibility) VALUES ($1, $2, 'public') ON CONFLICT (owner, name) DO NOTHING",
-    [DEMO_REPO.owner, DEMO_REPO.name],
-  );
-  const { rows } = await pool.query("SELECT id, owner, name FROM repos WHERE owner = $1 AND name = $2", [
-    DEMO_REPO.owner,
-    DEMO_REPO.name,
-  ]);
-  return rows[0] as DemoRepo;
+/** Creates the demo repository and its secret on first run; later runs find the same ones. */
+export async function ensureDemoRepo(backend: Backend, keyring: Keyring): Promise<DemoRepo> {
+  return withWorkerDb(backend, async (db) => {
+    const ctx = { db, now: () => new Date() };
+    const { found } = await findOrCreateRepo(db, DEMO_REPO.owner, DEMO_REPO.name);
+    const [existing] = await activeSigningSecrets(ctx, keyring, found.id);
+    const secret = existing?.secret ?? (await createSecret(ctx, keyring, { repoId: found.id, name: "demo" })).plaintext;
+    return { ...found, secret };
+  });
 }

@@ -43,8 +43,23 @@ export interface Gateway {
   /** The whole gateway as a fetch handler: usable in-process or behind an HTTP server. */
   handle(request: Request): Promise<Response>;
   /** SQL requests answered since start (or since `resetStats`), for benchmarks and round-trip tests. */
-  readonly stats: { requests: number; statements: number };
+  readonly stats: GatewayStats;
   resetStats(): void;
+}
+
+export interface RequestCount {
+  requests: number;
+  statements: number;
+}
+
+/**
+ * Counts of SQL requests, in all and by the user named in the connection
+ * string. Tests give a Worker a connection string with a user of its own and
+ * read its count back (GET /stats), which is how "database requests per
+ * upload" is measured.
+ */
+export interface GatewayStats extends RequestCount {
+  byUser: Record<string, RequestCount>;
 }
 
 interface QuerySpec {
@@ -61,7 +76,7 @@ interface OutputMode {
 export function createGateway({ backend, log }: GatewayOptions): Gateway {
   const sessions = new SessionManager(backend.pool);
   const arrayElementCache = new Map<number, Promise<number>>();
-  const stats = { requests: 0, statements: 0 };
+  const stats: GatewayStats = { requests: 0, statements: 0, byUser: {} };
 
   async function handle(request: Request): Promise<Response> {
     const started = performance.now();
@@ -69,6 +84,7 @@ export function createGateway({ backend, log }: GatewayOptions): Gateway {
     let statements = 0;
     const response = await (async () => {
       if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS_HEADERS });
+      if (url.pathname === "/stats" && request.method === "GET") return json(stats, 200);
       if (url.pathname !== "/sql") return json({ message: "not found" }, 404);
       if (request.method !== "POST") return json({ message: "method not allowed" }, 405);
       try {
@@ -76,6 +92,13 @@ export function createGateway({ backend, log }: GatewayOptions): Gateway {
         statements = parsed.queries.length;
         stats.requests++;
         stats.statements += statements;
+        const user = userOf(request);
+        if (user) {
+          stats.byUser[user] ??= { requests: 0, statements: 0 };
+          const count = stats.byUser[user];
+          count.requests++;
+          count.statements += statements;
+        }
         return await execute(parsed);
       } catch (error) {
         return errorResponse(error);
@@ -200,6 +223,7 @@ export function createGateway({ backend, log }: GatewayOptions): Gateway {
     resetStats() {
       stats.requests = 0;
       stats.statements = 0;
+      stats.byUser = {};
     },
   };
 }
@@ -305,6 +329,14 @@ function json(body: unknown, status: number): Response {
 function targetOf(request: Request): string | null {
   const value = request.headers.get("Neon-Connection-String");
   return value ? redactConnectionString(value) : null;
+}
+
+function userOf(request: Request): string | null {
+  try {
+    return decodeURIComponent(new URL(request.headers.get("Neon-Connection-String") ?? "").username) || null;
+  } catch {
+    return null;
+  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

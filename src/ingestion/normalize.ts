@@ -1,0 +1,87 @@
+import { JunitParseError, parseJunit } from "./junit";
+import {
+  type IssueDetail,
+  issueDetails,
+  MAX_FAILURE_DETAILS,
+  MAX_RESULTS,
+  type Payload,
+  resultsSchema,
+} from "./payload";
+import { redactAndCap } from "./redact";
+
+/** One test result as it will be stored: validated, redacted, with every default filled in. */
+export interface NormalizedResult {
+  path: string;
+  name: string;
+  status: "pass" | "fail" | "skip";
+  startedAt: string;
+  durationMs: number | null;
+  failureDetails: string | null;
+  tags: string[];
+  metadata: Record<string, unknown> | null;
+  rerunCount: number;
+  suite: string | null;
+}
+
+export type Normalized = { ok: true; results: NormalizedResult[] } | { ok: false; details: IssueDetail[] };
+
+/** A timestamp without a zone is taken as UTC; every stored timestamp is ISO with Z. */
+function isoUtc(value: string): string {
+  const zoned = /(Z|[+-]\d{2}:?\d{2})$/i.test(value) ? value : `${value}Z`;
+  return new Date(zoned).toISOString();
+}
+
+/**
+ * Turns `tests`, or the results parsed out of `reports`, into stored results.
+ * Parsed results are held to the same rules as JSON ones (lengths, dates),
+ * except that long failure output is cut rather than refused.
+ */
+export function normalizeResults(payload: Payload, now: Date): Normalized {
+  let results = payload.tests;
+  if (!results) {
+    const parsed = [];
+    for (const [index, report] of (payload.reports ?? []).entries()) {
+      try {
+        for (const result of parseJunit(report.content)) {
+          parsed.push({
+            ...result,
+            startedAt: result.startedAt ?? now.toISOString(),
+            failureDetails:
+              result.failureDetails === undefined
+                ? undefined
+                : redactAndCap(result.failureDetails, MAX_FAILURE_DETAILS),
+          });
+        }
+      } catch (error) {
+        if (!(error instanceof JunitParseError)) throw error;
+        return { ok: false, details: [{ path: `reports.${index}.content`, message: error.message }] };
+      }
+    }
+    if (parsed.length > MAX_RESULTS) {
+      return {
+        ok: false,
+        details: [
+          { path: "reports", message: `the reports hold ${parsed.length} results; at most ${MAX_RESULTS} per upload` },
+        ],
+      };
+    }
+    const checked = resultsSchema(now).safeParse(parsed);
+    if (!checked.success) return { ok: false, details: issueDetails(checked.error, ["reports", "results"]) };
+    results = checked.data;
+  }
+  return {
+    ok: true,
+    results: results.map((r) => ({
+      path: r.path,
+      name: r.name,
+      status: r.status,
+      startedAt: isoUtc(r.startedAt),
+      durationMs: r.durationMs ?? null,
+      failureDetails: r.failureDetails ? redactAndCap(r.failureDetails, MAX_FAILURE_DETAILS) : null,
+      tags: r.tags ?? [],
+      metadata: r.metadata ?? null,
+      rerunCount: r.rerunCount ?? 0,
+      suite: r.suite ?? null,
+    })),
+  };
+}

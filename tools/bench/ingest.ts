@@ -1,0 +1,363 @@
+/**
+ * `npm run bench:ingest`: what a CI upload costs, end to end.
+ *
+ *   this script ──HTTP──▶ wrangler dev (the real Worker) ──Neon HTTP──▶ gateway ──▶ PostgreSQL
+ *
+ * For uploads of 100, 1,000 and 10,000 results it reports median and p95
+ * latency, results stored per second, database requests per upload (counted
+ * by the gateway) and the Worker's peak memory; and, in the same run, the
+ * floor: PostgreSQL COPYing the same rows into the same tables in one
+ * transaction, with the ratio between the two.
+ *
+ * Needs a PostgreSQL server: DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres.
+ * A fresh database is made for the run and dropped afterwards.
+ */
+import { spawn } from "node:child_process";
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
+import { parseKeyring } from "../../src/lib/keyring.ts";
+import { createRepoWithSecret } from "../db/create-repo.ts";
+import { migrateUp } from "../db/migrator.ts";
+import { createTestDatabase } from "../db/test-database.ts";
+import { createGateway, listen } from "../gateway/index.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    sizes: { type: "string", default: "100,1000,10000" },
+    iterations: { type: "string", default: "15" },
+    warmup: { type: "string", default: "3" },
+  },
+});
+const SIZES = args.sizes.split(",").map(Number);
+const ITERATIONS = Number(args.iterations);
+const WARMUP = Number(args.warmup);
+const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+const median = (xs: number[]) => quantile(xs, 0.5);
+function quantile(xs: number[], q: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A realistic result: most pass quickly, some fail with a stack trace, a few are skipped. */
+function results(n: number, seed: string) {
+  const startedAt = new Date().toISOString();
+  return Array.from({ length: n }, (_, i) => {
+    const fail = i % 20 === 7;
+    return {
+      path: `src/module${i % 50}/feature${i % 7}.test.ts`,
+      name: `${seed} behaves correctly in case ${i}`,
+      status: fail ? "fail" : i % 25 === 3 ? "skip" : "pass",
+      startedAt,
+      durationMs: (i * 37) % 900,
+      ...(fail
+        ? {
+            failureDetails: `AssertionError: expected ${i} to equal ${i + 1}\n    at Context.<anonymous> (src/module${i % 50}/feature.test.ts:${i % 300}:17)`,
+          }
+        : {}),
+    };
+  });
+}
+
+function signedRequest(body: string, repoId: string, secret: string) {
+  const id = `msg_${randomUUID()}`;
+  const timestamp = Math.floor(Date.now() / 1000);
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  const signature = createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest("base64");
+  return {
+    method: "POST",
+    body,
+    headers: {
+      Authorization: `Bearer ${repoId}`,
+      "Content-Type": "application/json",
+      "webhook-id": id,
+      "webhook-timestamp": String(timestamp),
+      "webhook-signature": `v1,${signature}`,
+    },
+  };
+}
+
+/** The largest body under `cap`: 10,000 failed results whose failure output fills the rest. */
+function maximalBody(repoId: string, cap: number): string {
+  const build = (detailsLength: number) =>
+    JSON.stringify({
+      repo_id: repoId,
+      commit_sha: "f".repeat(40),
+      run_id: `bench-max-${randomUUID()}`,
+      framework: "vitest",
+      tests: results(10_000, "max").map((r) => ({ ...r, status: "fail", failureDetails: "x".repeat(detailsLength) })),
+    });
+  const overhead = Buffer.byteLength(build(0));
+  return build(Math.min(10_000, Math.floor((cap - overhead - 1024) / 10_000)));
+}
+
+/** Current resident set of the workerd processes, in MiB. */
+function workerdRssMiB(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+    } catch {}
+  }
+  return total;
+}
+
+/** Resident-set high-water mark of the workerd processes, in MiB. */
+function workerdPeakMiB(pids: number[]): number {
+  let peak = 0;
+  for (const pid of pids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      peak = Math.max(peak, kb / 1024);
+    } catch {}
+  }
+  return peak;
+}
+
+async function main() {
+  console.log(
+    `anchorpipe bench:ingest — sizes ${SIZES.join(", ")}; ${ITERATIONS} timed uploads each after ${WARMUP} warm-ups`,
+  );
+  const database = await createTestDatabase(serverUrl);
+  const kek = `1:${randomBytes(32).toString("base64")}`;
+  let wrangler: ReturnType<typeof spawn> | undefined;
+  try {
+    await migrateUp(database.backend.pool);
+    const gateway = createGateway({ backend: database.backend });
+    const running = await listen(gateway);
+    const { repo, plaintext: secret } = await createRepoWithSecret(database.backend, await parseKeyring(kek), {
+      owner: "bench",
+      name: "ingest",
+    });
+
+    const port = await freePort();
+    wrangler = spawn(
+      "wrangler",
+      [
+        "dev",
+        "--port",
+        String(port),
+        "--ip",
+        "127.0.0.1",
+        "--log-level",
+        "warn",
+        "--var",
+        `DATABASE_URL:postgres://bench:bench@127.0.0.1:${running.port}/anchorpipe`,
+        "--var",
+        "NEON_LOCAL_GATEWAY:true",
+        "--var",
+        `HMAC_KEK:${kek}`,
+        "--var",
+        "ENVIRONMENT:development",
+      ],
+      {
+        stdio: ["ignore", "ignore", "inherit"],
+        env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+        detached: true,
+      },
+    );
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${url}/api/health/db`)).ok) break;
+      } catch {}
+      if (i > 120) throw new Error("wrangler dev did not start within 60 s");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const workerdPids = findWorkerdPids(wrangler.pid as number);
+    const baselineMiB = workerdPeakMiB(workerdPids);
+
+    const rows: string[] = [];
+    const floorConnection = new pg.Client({ connectionString: database.connectionString as string });
+    floorConnection.on("error", () => {});
+    await floorConnection.connect();
+    for (const size of SIZES) {
+      const latencies: number[] = [];
+      const requests: number[] = [];
+      for (let i = 0; i < WARMUP + ITERATIONS; i++) {
+        const body = JSON.stringify({
+          repo_id: repo.id,
+          commit_sha: randomBytes(20).toString("hex"),
+          run_id: `bench-${size}-${i}`,
+          framework: "vitest",
+          branch: "main",
+          tests: results(size, `s${size}`),
+        });
+        const before = gateway.stats.byUser.bench?.requests ?? 0;
+        const started = performance.now();
+        const res = await fetch(`${url}/api/ingestion`, signedRequest(body, repo.id, secret));
+        const text = await res.text();
+        const elapsed = performance.now() - started;
+        if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${text}`);
+        if (i >= WARMUP) {
+          latencies.push(elapsed);
+          requests.push((gateway.stats.byUser.bench?.requests ?? 0) - before);
+        }
+      }
+      const floor: number[] = [];
+      for (let i = 0; i < WARMUP + ITERATIONS; i++) {
+        const ms = await copyFloor(floorConnection, repo.id, size, i);
+        if (i >= WARMUP) floor.push(ms);
+      }
+      const m = median(latencies);
+      rows.push(
+        [
+          size.toLocaleString("en"),
+          m.toFixed(1),
+          quantile(latencies, 0.95).toFixed(1),
+          Math.round((size / m) * 1000).toLocaleString("en"),
+          median(requests).toString(),
+          median(floor).toFixed(1),
+          `${(m / median(floor)).toFixed(2)}×`,
+        ].join(" | "),
+      );
+      console.log(`  ${size} results: median ${m.toFixed(1)} ms`);
+    }
+
+    // The largest upload the Worker accepts: just under the body cap, with long failure output.
+    const bigBody = maximalBody(repo.id, 10 * 1024 * 1024);
+    const rssBefore = workerdRssMiB(workerdPids);
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, workerdRssMiB(workerdPids));
+    }, 2);
+    const bigStarted = performance.now();
+    const bigRes = await fetch(`${url}/api/ingestion`, signedRequest(bigBody, repo.id, secret));
+    const bigText = await bigRes.text();
+    const bigMs = performance.now() - bigStarted;
+    clearInterval(sampler);
+    if (bigRes.status !== 200) throw new Error(`maximal upload failed: ${bigRes.status} ${bigText}`);
+    const peakMiB = workerdPeakMiB(workerdPids);
+    await floorConnection.end();
+
+    console.log(`
+| results per upload | median ms | p95 ms | results stored/s | DB requests/upload | COPY floor median ms | median ÷ floor |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${rows.map((r) => `| ${r} |`).join("\n")}
+
+Maximal upload: ${(Buffer.byteLength(bigBody) / 1048576).toFixed(2)} MiB body, 10,000 failed results with long output → HTTP ${bigRes.status} in ${bigMs.toFixed(0)} ms;
+  workerd resident memory rose from ${rssBefore.toFixed(0)} to ${rssPeak.toFixed(0)} MiB during it (+${(rssPeak - rssBefore).toFixed(0)} MiB, sampled every 2 ms).
+workerd resident memory: ${baselineMiB.toFixed(0)} MiB after start-up; high-water mark over the whole run ${peakMiB.toFixed(0)} MiB (the process, not only the isolate).
+PostgreSQL: ${database.backend.description}; machine: ${process.platform} ${process.arch}, Node ${process.version}.`);
+    await running.close();
+  } finally {
+    if (wrangler?.pid) {
+      try {
+        process.kill(-wrangler.pid, "SIGTERM");
+      } catch {}
+    }
+    await database.drop();
+  }
+}
+
+function findWorkerdPids(rootPid: number): number[] {
+  // Every descendant of wrangler whose command is workerd.
+  const children = new Map<number, number[]>();
+  for (const entry of readdirProc()) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), entry]);
+    } catch {}
+  }
+  const found: number[] = [];
+  const queue = [rootPid];
+  while (queue.length) {
+    const pid = queue.shift() as number;
+    for (const child of children.get(pid) ?? []) {
+      queue.push(child);
+      try {
+        if (readFileSync(`/proc/${child}/comm`, "utf8").trim() === "workerd") found.push(child);
+      } catch {}
+    }
+  }
+  return found;
+}
+
+function readdirProc(): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number);
+}
+
+/**
+ * The floor: the same rows (test cases, then runs) COPYed into the same
+ * tables in one transaction, as fast as PostgreSQL takes data in.
+ */
+async function copyFloor(client: pg.Client, repoId: string, size: number, attempt: number): Promise<number> {
+  const ingestionId = randomUUID();
+  const rows = results(size, `floor${size}-${attempt}`);
+  const caseIds = rows.map(() => randomUUID());
+  const now = new Date().toISOString();
+  const esc = (v: string | number | null | undefined) =>
+    v === null || v === undefined
+      ? "\\N"
+      : String(v).replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n");
+  const cases = rows.map((r, i) => [caseIds[i], repoId, r.path, r.name, "vitest"].map(esc).join("\t")).join("\n");
+  const runs = rows
+    .map((r, i) =>
+      [
+        randomUUID(),
+        repoId,
+        caseIds[i],
+        ingestionId,
+        "f".repeat(40),
+        "main",
+        `floor-${size}-${attempt}`,
+        r.status,
+        r.durationMs,
+        r.startedAt,
+        r.failureDetails,
+        now,
+      ]
+        .map(esc)
+        .join("\t"),
+    )
+    .join("\n");
+  const started = performance.now();
+  await client.query("BEGIN");
+  await client.query(
+    `insert into ingestions (id, repo_id, idempotency_key, commit_sha, run_id, framework, signature_scheme, tests_total,
+       tests_failed, tests_skipped, payload_sha256, response) values ($1, $2, $3, $4, $5, 'vitest', 'v2', 0, 0, 0, 'x', '{}')`,
+    [ingestionId, repoId, ingestionId, "f".repeat(40), `floor-${size}-${attempt}`],
+  );
+  await copyIn(client, "COPY test_cases (id, repo_id, path, name, framework) FROM STDIN", cases);
+  await copyIn(
+    client,
+    "COPY test_runs (id, repo_id, test_case_id, ingestion_id, commit_sha, branch, run_id, status, duration_ms, started_at, failure_details, created_at) FROM STDIN",
+    runs,
+  );
+  await client.query("COMMIT");
+  return performance.now() - started;
+}
+
+function copyIn(client: pg.Client, sql: string, data: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stream = client.query(copyFrom(sql));
+    stream.on("finish", resolve);
+    stream.on("error", reject);
+    stream.end(`${data}\n`);
+  });
+}
+
+await main().catch((error: unknown) => {
+  console.error("bench:ingest failed:", error);
+  process.exitCode = 1;
+});
