@@ -1,4 +1,5 @@
 import { base64ToBytes, hexToBytes } from "../lib/encoding";
+import type { SigningSecret } from "../services/secrets";
 
 /**
  * Signature checks for uploads (spec/ingestion.md). Both schemes verify the
@@ -11,13 +12,6 @@ export type SignatureScheme = "v1" | "v2";
 
 /** Standard Webhooks' tolerance for the sender's clock, in seconds. */
 export const TIMESTAMP_TOLERANCE_SECONDS = 300;
-
-export interface SigningSecret {
-  id: string;
-  keyId: string;
-  /** The plaintext secret, `whsec_<base64>`. */
-  secret: string;
-}
 
 export interface SignedRequest {
   scheme: SignatureScheme;

@@ -4,7 +4,7 @@ import { ApiError } from "./errors";
  * Reads a request body once, refusing it as soon as it passes `maxBytes`
  * (a lying or missing Content-Length does not get past the cap).
  */
-export async function readBodyCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
+export async function readBodyCapped(request: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
   const tooLarge = () => new ApiError("payload_too_large", `The body exceeds the limit of ${maxBytes} bytes.`);
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > maxBytes) throw tooLarge();

@@ -14,6 +14,8 @@
  * copied anywhere else fails authentication instead of decrypting.
  */
 
+import { bytesToBase64, base64ToBytes as decodeBase64, randomBytes } from "./encoding";
+
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
@@ -46,27 +48,6 @@ export class DecryptError extends Error {
   }
 }
 
-export function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-/** Standard base64 (with or without padding) to bytes; throws on anything else. */
-export function base64ToBytes(value: string): Uint8Array<ArrayBuffer> {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new TypeError("not base64");
-  const binary = atob(value);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-export function randomBytes(length: number): Uint8Array<ArrayBuffer> {
-  return crypto.getRandomValues(new Uint8Array(length));
-}
-
 /** Parses HMAC_KEK. Rejects duplicates, bad versions and keys that are not exactly 32 bytes. */
 export async function parseKeyring(value: string): Promise<Keyring> {
   const entries = value
@@ -83,12 +64,8 @@ export async function parseKeyring(value: string): Promise<Keyring> {
       throw new KeyringError(`HMAC_KEK entry ${index + 1}: version must be 0–${MAX_VERSION}`);
     }
     if (keys.has(version)) throw new KeyringError(`HMAC_KEK lists version ${version} twice`);
-    let raw: Uint8Array<ArrayBuffer>;
-    try {
-      raw = base64ToBytes(match[2]);
-    } catch {
-      throw new KeyringError(`HMAC_KEK version ${version}: the key is not base64`);
-    }
+    const raw = decodeBase64(match[2], { padding: "optional" });
+    if (!raw) throw new KeyringError(`HMAC_KEK version ${version}: the key is not base64`);
     if (raw.length !== KEY_BYTES) {
       throw new KeyringError(`HMAC_KEK version ${version}: the key must be ${KEY_BYTES} bytes, got ${raw.length}`);
     }
@@ -159,12 +136,8 @@ export async function decrypt(keyring: Keyring, ciphertext: string, kekVersion: 
       `no key for KEK version ${kekVersion} (HMAC_KEK has ${keyring.versions.join(", ")})`,
     );
   }
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    bytes = base64ToBytes(ciphertext);
-  } catch {
-    throw new DecryptError("malformed_ciphertext", "the ciphertext is not base64");
-  }
+  const bytes = decodeBase64(ciphertext, { padding: "optional" });
+  if (!bytes) throw new DecryptError("malformed_ciphertext", "the ciphertext is not base64");
   if (bytes.length < IV_BYTES + TAG_BYTES) {
     throw new DecryptError("malformed_ciphertext", "the ciphertext is too short");
   }

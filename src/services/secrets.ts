@@ -1,7 +1,10 @@
 import { and, desc, eq, gt, isNull, or } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { auditLogs, hmacSecrets, type NewAuditLog } from "../db/schema";
-import { bytesToBase64, decrypt, encrypt, type Keyring, randomBytes } from "../lib/keyring";
+import { hmacSecrets } from "../db/schema";
+import { findSqlState } from "../lib/db-errors";
+import { bytesToBase64, bytesToHex, randomBytes, sha256Hex } from "../lib/encoding";
+import { decrypt, encrypt, type Keyring } from "../lib/keyring";
+import { auditQuery } from "./audit";
 import type { ServiceContext } from "./context";
 
 /**
@@ -76,13 +79,6 @@ const secretInfoColumns = {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-const hex = (bytes: ArrayBuffer | Uint8Array) =>
-  Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
-
-async function sha256Hex(text: string): Promise<string> {
-  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
 /** A new secret's row (encrypted) and its plaintext, which leaves this module only once. */
 async function newSecret(
   ctx: ServiceContext,
@@ -96,7 +92,7 @@ async function newSecret(
     id,
     repoId: fields.repoId,
     name: fields.name,
-    keyId: `key_${hex(randomBytes(4))}`,
+    keyId: `key_${bytesToHex(randomBytes(4))}`,
     secretCiphertext: ciphertext,
     kekVersion,
     secretSha256: await sha256Hex(plaintext),
@@ -108,14 +104,15 @@ async function newSecret(
   return { row, plaintext };
 }
 
-function auditRow(
+/** The audit insert for a change to a repo's secrets, not executed: it goes in the caller's batch. */
+function auditSecretChange(
   ctx: ServiceContext,
   action: "hmac_secret_created" | "hmac_secret_rotated" | "hmac_secret_revoked",
   repoId: string,
   description: string,
   metadata: Record<string, unknown>,
-): NewAuditLog {
-  return {
+) {
+  return auditQuery(ctx.db, {
     actorId: ctx.actorId ?? null,
     action,
     subject: "repo",
@@ -124,20 +121,11 @@ function auditRow(
     metadata,
     requestId: ctx.requestId ?? null,
     createdAt: ctx.now(),
-  };
+  });
 }
 
 function assertValidDate(value: Date | null | undefined, what: string) {
   if (value != null && Number.isNaN(value.getTime())) throw new RangeError(`${what} is not a valid date`);
-}
-
-/** The PostgreSQL error code of a failed query, looking through drizzle's wrappers. */
-function pgErrorCode(error: unknown): string | undefined {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
-    if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
-    e = e.cause as typeof e;
-  }
-  return undefined;
 }
 
 /** Creates a secret for a repo; returns its plaintext, which cannot be retrieved again. */
@@ -158,17 +146,15 @@ export async function createSecret(
   try {
     const [[secret]] = await ctx.db.batch([
       ctx.db.insert(hmacSecrets).values(row).returning(secretInfoColumns),
-      ctx.db.insert(auditLogs).values(
-        auditRow(ctx, "hmac_secret_created", input.repoId, "HMAC secret created", {
-          secretId: row.id,
-          keyId: row.keyId,
-          name,
-        }),
-      ),
+      auditSecretChange(ctx, "hmac_secret_created", input.repoId, "HMAC secret created", {
+        secretId: row.id,
+        keyId: row.keyId,
+        name,
+      }),
     ]);
     return { secret, plaintext };
   } catch (error) {
-    if (pgErrorCode(error) === "23503") throw new RepoNotFoundError(input.repoId);
+    if (findSqlState(error) === "23503") throw new RepoNotFoundError(input.repoId);
     throw error;
   }
 }
@@ -236,17 +222,15 @@ export async function rotateSecret(
       .update(hmacSecrets)
       .set({ expiresAt: oldExpiresAt })
       .where(and(eq(hmacSecrets.id, old.id), eq(hmacSecrets.revoked, false))),
-    ctx.db.insert(auditLogs).values(
-      auditRow(ctx, "hmac_secret_rotated", input.repoId, "HMAC secret rotated", {
-        secretId: row.id,
-        keyId: row.keyId,
-        name: old.name,
-        rotatedFrom: old.id,
-        previousKeyId: old.keyId,
-        previousExpiresAt: oldExpiresAt.toISOString(),
-        overlapHours,
-      }),
-    ),
+    auditSecretChange(ctx, "hmac_secret_rotated", input.repoId, "HMAC secret rotated", {
+      secretId: row.id,
+      keyId: row.keyId,
+      name: old.name,
+      rotatedFrom: old.id,
+      previousKeyId: old.keyId,
+      previousExpiresAt: oldExpiresAt.toISOString(),
+      overlapHours,
+    }),
   ]);
   return { secret, plaintext };
 }
@@ -263,13 +247,11 @@ export async function revokeSecret(
       .set({ revoked: true, active: false, revokedAt: ctx.now() })
       .where(and(eq(hmacSecrets.id, found.id), eq(hmacSecrets.revoked, false)))
       .returning(secretInfoColumns),
-    ctx.db.insert(auditLogs).values(
-      auditRow(ctx, "hmac_secret_revoked", input.repoId, "HMAC secret revoked", {
-        secretId: found.id,
-        keyId: found.keyId,
-        name: found.name,
-      }),
-    ),
+    auditSecretChange(ctx, "hmac_secret_revoked", input.repoId, "HMAC secret revoked", {
+      secretId: found.id,
+      keyId: found.keyId,
+      name: found.name,
+    }),
   ]);
   // Revoked by someone else between the read and the batch.
   if (!secret) throw new SecretNotFoundError(input.repoId, input.secretId);

@@ -3,9 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { envSchema } from "../../src/env.ts";
+import { bytesToBase64, base64ToBytes as decodeBase64 } from "../../src/lib/encoding.ts";
 import {
-  base64ToBytes,
-  bytesToBase64,
   DecryptError,
   decrypt,
   encrypt,
@@ -15,6 +14,14 @@ import {
   parseKeyring,
 } from "../../src/lib/keyring.ts";
 import type { ServiceContext } from "../../src/services/context.ts";
+
+/** Base64 that must be valid: the test fails loudly otherwise. */
+function base64ToBytes(value: string): Uint8Array {
+  const bytes = decodeBase64(value, { padding: "optional" });
+  if (!bytes) throw new TypeError(`not base64: ${value}`);
+  return bytes;
+}
+
 import {
   activeSigningSecrets,
   createSecret,

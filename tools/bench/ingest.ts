@@ -12,10 +12,8 @@
  * Needs a PostgreSQL server: DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres.
  * A fresh database is made for the run and dropped afterwards.
  */
-import { spawn } from "node:child_process";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
@@ -23,7 +21,8 @@ import { parseKeyring } from "../../src/lib/keyring.ts";
 import { createRepoWithSecret } from "../db/create-repo.ts";
 import { migrateUp } from "../db/migrator.ts";
 import { createTestDatabase } from "../db/test-database.ts";
-import { createGateway, listen } from "../gateway/index.ts";
+import { createGateway, listen, type RunningGateway } from "../gateway/index.ts";
+import { startWranglerDev, type WranglerDev } from "../wrangler-dev.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -44,15 +43,6 @@ function quantile(xs: number[], q: number): number {
   const lo = Math.floor(pos);
   const hi = Math.ceil(pos);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A realistic result: most pass quickly, some fail with a stack trace, a few are skipped. */
@@ -137,51 +127,27 @@ async function main() {
   );
   const database = await createTestDatabase(serverUrl);
   const kek = `1:${randomBytes(32).toString("base64")}`;
-  let wrangler: ReturnType<typeof spawn> | undefined;
+  let wrangler: WranglerDev | undefined;
+  let running: RunningGateway | undefined;
   try {
     await migrateUp(database.backend.pool);
     const gateway = createGateway({ backend: database.backend });
-    const running = await listen(gateway);
+    running = await listen(gateway);
     const { repo, plaintext: secret } = await createRepoWithSecret(database.backend, await parseKeyring(kek), {
       owner: "bench",
       name: "ingest",
     });
 
-    const port = await freePort();
-    wrangler = spawn(
-      "wrangler",
-      [
-        "dev",
-        "--port",
-        String(port),
-        "--ip",
-        "127.0.0.1",
-        "--log-level",
-        "warn",
-        "--var",
-        `DATABASE_URL:postgres://bench:bench@127.0.0.1:${running.port}/anchorpipe`,
-        "--var",
-        "NEON_LOCAL_GATEWAY:true",
-        "--var",
-        `HMAC_KEK:${kek}`,
-        "--var",
-        "ENVIRONMENT:development",
-      ],
-      {
-        stdio: ["ignore", "ignore", "inherit"],
-        env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-        detached: true,
+    wrangler = await startWranglerDev({
+      vars: {
+        DATABASE_URL: `postgres://bench:bench@127.0.0.1:${running.port}/anchorpipe`,
+        NEON_LOCAL_GATEWAY: "true",
+        HMAC_KEK: kek,
+        ENVIRONMENT: "development",
       },
-    );
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${url}/api/health/db`)).ok) break;
-      } catch {}
-      if (i > 120) throw new Error("wrangler dev did not start within 60 s");
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    const workerdPids = findWorkerdPids(wrangler.pid as number);
+      echoStderr: true,
+    });
+    const { url, workerdPids } = wrangler;
     const baselineMiB = workerdPeakMiB(workerdPids);
 
     const rows: string[] = [];
@@ -256,45 +222,11 @@ Maximal upload: ${(Buffer.byteLength(bigBody) / 1048576).toFixed(2)} MiB body, 1
   workerd resident memory rose from ${rssBefore.toFixed(0)} to ${rssPeak.toFixed(0)} MiB during it (+${(rssPeak - rssBefore).toFixed(0)} MiB, sampled every 2 ms).
 workerd resident memory: ${baselineMiB.toFixed(0)} MiB after start-up; high-water mark over the whole run ${peakMiB.toFixed(0)} MiB (the process, not only the isolate).
 PostgreSQL: ${database.backend.description}; machine: ${process.platform} ${process.arch}, Node ${process.version}.`);
-    await running.close();
   } finally {
-    if (wrangler?.pid) {
-      try {
-        process.kill(-wrangler.pid, "SIGTERM");
-      } catch {}
-    }
+    await wrangler?.stop();
+    await running?.close();
     await database.drop();
   }
-}
-
-function findWorkerdPids(rootPid: number): number[] {
-  // Every descendant of wrangler whose command is workerd.
-  const children = new Map<number, number[]>();
-  for (const entry of readdirProc()) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), entry]);
-    } catch {}
-  }
-  const found: number[] = [];
-  const queue = [rootPid];
-  while (queue.length) {
-    const pid = queue.shift() as number;
-    for (const child of children.get(pid) ?? []) {
-      queue.push(child);
-      try {
-        if (readFileSync(`/proc/${child}/comm`, "utf8").trim() === "workerd") found.push(child);
-      } catch {}
-    }
-  }
-  return found;
-}
-
-function readdirProc(): number[] {
-  return readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .map(Number);
 }
 
 /**

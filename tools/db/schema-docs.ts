@@ -129,6 +129,7 @@ Indexes, created on the parent and so on every partition, present and future (al
 | \`test_runs_repo_started_idx\` | \`repo_id, started_at DESC\` |
 | \`test_runs_repo_commit_idx\` | \`repo_id, commit_sha\` |
 | \`test_runs_environment_hash_idx\` | \`environment_hash\` |
+| \`test_runs_ingestion_idx\` | \`ingestion_id\` (migration 0005: keeps the cascade from a deleted ingestion or repo fast) |
 
 Check constraints:
 

@@ -633,17 +633,6 @@ export async function seed(pool: pg.Pool, options: Partial<SeedOptions> = {}): P
            OR test_case_id IN (SELECT id FROM test_cases WHERE repo_id IN (${SEEDED_REPOS}))
            OR ingestion_id IN (SELECT id FROM ingestions WHERE repo_id IN (${SEEDED_REPOS}))`,
       );
-      // test_runs has no index on ingestion_id, so the cascade from each deleted ingestion would scan all of
-      // test_runs (dead rows included): ~50 s for 1,000 ingestions over 1M runs. No run references them any
-      // more, so when test_runs is their only referrer and the role may, skip those per-row triggers.
-      const { rows: referrers } = await client.query(
-        `SELECT count(*) AS n FROM pg_constraint WHERE contype = 'f' AND conparentid = 0
-           AND confrelid = 'public.ingestions'::regclass AND conrelid <> 'public.test_runs'::regclass`,
-      );
-      if (o.bulkLoad && Number(referrers[0].n) === 0 && (await trySet(client, "session_replication_role", "replica"))) {
-        await step("reset: delete seeded ingestions", `DELETE FROM ingestions WHERE repo_id IN (${SEEDED_REPOS})`);
-        await client.query("SET LOCAL session_replication_role = origin");
-      }
       deletedRepos = (await step("reset: delete seeded repos", `DELETE FROM repos WHERE id IN (${SEEDED_REPOS})`))
         .rowCount!;
     }

@@ -1,0 +1,1 @@
+DROP INDEX "test_runs_ingestion_idx";

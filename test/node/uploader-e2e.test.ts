@@ -1,0 +1,375 @@
+/**
+ * The uploader end to end, nothing stubbed:
+ *
+ *   tools/uploader/cli.ts (child process) ──HTTP──▶ wrangler dev (the real Worker)
+ *     ──Neon HTTP──▶ gateway (in this process) ──▶ a fresh migrated database (PGlite, or DATABASE_URL's server)
+ *
+ * Real JUnit reports from the corpus (test/fixtures/junit) go up, and the rows the Worker wrote are read
+ * back directly from the database.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateKek, parseKeyring } from "../../src/lib/keyring.ts";
+import { createRepoWithSecret } from "../../tools/db/create-repo.ts";
+import { migrateUp } from "../../tools/db/migrator.ts";
+import { createTestDatabase, type TestDatabase } from "../../tools/db/test-database.ts";
+import { createGateway, listen, type RunningGateway } from "../../tools/gateway/index.ts";
+import { freePort, startWranglerDev, type WranglerDev } from "../../tools/wrangler-dev.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const CLI = path.join(ROOT, "tools/uploader/cli.ts");
+const CORPUS = "test/fixtures/junit";
+const COMMIT = "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c";
+const OTHER_COMMIT = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The CLI as CI runs it, in a clean environment (none of the CI variables of whatever runs this test). */
+function runCli(args: string[], env: Record<string, string>, cwd = ROOT): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, "upload", ...args], {
+      cwd,
+      env: { PATH: process.env.PATH ?? "", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe("uploader → wrangler dev → gateway → database", () => {
+  let database: TestDatabase | undefined;
+  let gateway: RunningGateway | undefined;
+  let worker: WranglerDev | undefined;
+  let workDir: string | undefined;
+  let repoId = "";
+  let secret = "";
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    await migrateUp(database.backend.pool);
+    gateway = await listen(createGateway({ backend: database.backend }));
+    const kek = generateKek();
+    ({
+      repo: { id: repoId },
+      plaintext: secret,
+    } = await createRepoWithSecret(database.backend, await parseKeyring(kek), { owner: "e2e", name: "uploader" }));
+    workDir = await mkdtemp(path.join(tmpdir(), "anchorpipe-e2e-"));
+    worker = await startWranglerDev({
+      vars: {
+        DATABASE_URL: `postgres://e2e:e2e@127.0.0.1:${gateway.port}/anchorpipe`,
+        NEON_LOCAL_GATEWAY: "true",
+        HMAC_KEK: kek,
+        ENVIRONMENT: "development",
+      },
+      // Not the checkout's shared .wrangler/state (an `npm run dev` may be using it).
+      persistTo: path.join(workDir, "wrangler-state"),
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await worker?.stop();
+    await gateway?.close();
+    await database?.drop();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  }, 30_000);
+
+  const query = async <T = Record<string, string | null>>(sql: string, params: unknown[] = []): Promise<T[]> =>
+    (await (database as TestDatabase).backend.pool.query(sql, params)).rows as T[];
+
+  /** Everything this repository has stored, as row counts. */
+  const totals = async () => {
+    const [row] = await query(
+      `select (select count(*) from ingestions where repo_id = $1) as ingestions,
+              (select count(*) from test_runs where repo_id = $1) as runs,
+              (select count(*) from test_cases where repo_id = $1) as cases`,
+      [repoId],
+    );
+    return { ingestions: Number(row!.ingestions), runs: Number(row!.runs), cases: Number(row!.cases) };
+  };
+
+  const statusCounts = async (runId: string) => {
+    const rows = await query<{ status: string; n: string }>(
+      "select status::text, count(*) as n from test_runs where repo_id = $1 and run_id = $2 group by status",
+      [repoId, runId],
+    );
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  };
+
+  const upload = (args: string[], env: Record<string, string> = {}, cwd?: string) =>
+    runCli(
+      args,
+      { ANCHORPIPE_URL: (worker as WranglerDev).url, ANCHORPIPE_REPO_ID: repoId, ANCHORPIPE_SECRET: secret, ...env },
+      cwd,
+    ).then((run) => {
+      // Never printed, whatever happened.
+      expect(run.stdout + run.stderr).not.toContain(secret);
+      expect(run.stdout + run.stderr).not.toContain(secret.slice("whsec_".length));
+      return run;
+    });
+
+  const FIRST_UPLOAD = [
+    `${CORPUS}/surefire-flaky.xml`,
+    `${CORPUS}/pytest.xml`,
+    "--commit",
+    COMMIT,
+    "--run-id",
+    "e2e-v2",
+    "--branch",
+    "main",
+  ];
+
+  it("v2 (default): a Surefire report with flaky reruns and a pytest report are stored as the files say", async () => {
+    const run = await upload(FIRST_UPLOAD);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("uploading 11 results in 1 part");
+    expect(run.stdout).toContain("signature v2; commit 4f1c2d3e4f5a, branch main, run e2e-v2");
+    expect(run.stdout).toMatch(/part 1\/1: 11 tests parsed, 2 failed, 2 skipped, 1 flaky candidate \(ingestion /);
+    expect(run.stdout).toContain("1/1 part uploaded");
+    const printedId = /\(ingestion ([0-9a-f-]{36})\)/.exec(run.stdout)?.[1];
+
+    const ingestions = await query("select * from ingestions where repo_id = $1 and run_id = 'e2e-v2'", [repoId]);
+    expect(ingestions).toHaveLength(1);
+    const [ingestion] = ingestions;
+    expect(ingestion).toMatchObject({
+      id: printedId,
+      commit_sha: COMMIT,
+      branch: "main",
+      framework: "junit",
+      signature_scheme: "v2",
+      tests_total: "11",
+      tests_failed: "2",
+      tests_skipped: "2",
+    });
+    expect(ingestion!.idempotency_key).toMatch(/^ap_[0-9a-f]{64}$/);
+    expect(ingestion!.completed_at).not.toBeNull();
+
+    const runs = await query(
+      `select c.path, c.name, c.framework, c.suite, r.status::text, r.rerun_count, r.duration_ms, r.failure_details,
+              r.commit_sha, r.branch, r.ingestion_id
+         from test_runs r join test_cases c on c.id = r.test_case_id
+        where r.repo_id = $1 and r.run_id = 'e2e-v2' order by c.path, c.name`,
+      [repoId],
+    );
+    expect(runs).toHaveLength(11);
+    expect(await statusCounts("e2e-v2")).toEqual({ pass: 7, fail: 2, skip: 2 });
+    for (const r of runs) {
+      expect(r).toMatchObject({ framework: "junit", commit_sha: COMMIT, branch: "main", ingestion_id: printedId });
+    }
+    expect(runs.map((r) => `${r.path} :: ${r.name} = ${r.status}`)).toEqual([
+      "custom_classname :: test_with_record_xml_attribute = pass",
+      "io.olamy.FlakyTest :: testApp = pass",
+      "tests.test_lib :: test_always_fail = fail",
+      "tests.test_lib :: test_always_pass = pass",
+      "tests.test_lib :: test_always_skip = skip",
+      "tests.test_lib :: test_error = fail",
+      "tests.test_lib :: test_expected_failure = skip",
+      "tests.test_lib :: test_parameterized[param1] = pass",
+      "tests.test_lib :: test_parameterized[param2] = pass",
+      "tests.test_lib :: test_with_record_property = pass",
+      "tests.test_lib :: test_with_subtests = pass",
+    ]);
+
+    // Two <flakyFailure> attempts, then a pass: a retry-recovered flake, explained by the last failed attempt.
+    const flaky = runs.find((r) => r.name === "testApp")!;
+    expect(flaky).toMatchObject({ suite: "io.olamy.FlakyTest", rerun_count: "2", duration_ms: "1" });
+    expect(flaky.failure_details).toMatch(/^try one more time maybe\n\njunit\.framework\.AssertionFailedError: /);
+    expect(runs.filter((r) => r.name !== "testApp").every((r) => r.rerun_count === "0")).toBe(true);
+    expect(runs.find((r) => r.name === "test_always_fail")!.failure_details).toContain("tests/test_lib.py:25");
+    expect(runs.find((r) => r.name === "test_with_subtests")!.duration_ms).toBe("5");
+
+    const cases = await query("select path, name from test_cases where repo_id = $1", [repoId]);
+    expect(cases).toHaveLength(11);
+  });
+
+  it("the same upload again (same commit and run) is reported as a duplicate and stores nothing twice", async () => {
+    const before = await totals();
+    expect(before).toEqual({ ingestions: 1, runs: 11, cases: 11 });
+    const run = await upload(FIRST_UPLOAD);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("part 1/1: already received earlier (duplicate, nothing stored twice): 11 tests");
+    expect(run.stdout).toContain("1/1 part uploaded (1 already received earlier)");
+    expect(await totals()).toEqual(before);
+  });
+
+  it("v1 signing, with commit, branch and run id taken from GitHub Actions variables", async () => {
+    const before = await totals();
+    const run = await upload(
+      [`${CORPUS}/surefire-rerun.xml`, `${CORPUS}/surefire-flaky-message.xml`, "--signature", "v1"],
+      {
+        GITHUB_ACTIONS: "true",
+        GITHUB_SHA: OTHER_COMMIT,
+        GITHUB_REF: "refs/heads/release/2.x",
+        GITHUB_REF_NAME: "release/2.x",
+        GITHUB_RUN_ID: "8812",
+        GITHUB_RUN_ATTEMPT: "2",
+      },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(
+      "signature v1; commit aaaaaaaaaaaa, branch release/2.x, run 8812-2, via GitHub Actions",
+    );
+    expect(run.stdout).toMatch(/part 1\/1: 2 tests parsed, 1 failed, 0 skipped, 1 flaky candidate/);
+
+    const [ingestion, ...more] = await query("select * from ingestions where repo_id = $1 and run_id = '8812-2'", [
+      repoId,
+    ]);
+    expect(more).toHaveLength(0);
+    expect(ingestion).toMatchObject({
+      signature_scheme: "v1",
+      commit_sha: OTHER_COMMIT,
+      branch: "release/2.x",
+      tests_total: "2",
+      tests_failed: "1",
+    });
+    // v1 has no webhook-id: the uploader's key travels in the body.
+    expect(ingestion!.idempotency_key).toMatch(/^ap_[0-9a-f]{64}$/);
+
+    const runs = await query(
+      `select c.path, c.name, r.status::text, r.rerun_count, r.duration_ms, r.failure_details
+         from test_runs r join test_cases c on c.id = r.test_case_id
+        where r.repo_id = $1 and r.run_id = '8812-2' order by c.path`,
+      [repoId],
+    );
+    expect(runs).toHaveLength(2);
+    // <failure> plus three <rerunFailure>: failed every time.
+    expect(runs.find((r) => r.path === "io.olamy.AlwaysFailTest")).toMatchObject({
+      name: "testApp",
+      status: "fail",
+      rerun_count: "3",
+      duration_ms: "1",
+    });
+    expect(runs.find((r) => r.path === "io.olamy.AlwaysFailTest")!.failure_details).toMatch(/^built to fail\n/);
+    // One <flakyFailure> whose message is full of &#10;, then a pass.
+    const flaky = runs.find((r) => r.path !== "io.olamy.AlwaysFailTest")!;
+    expect(flaky).toMatchObject({ status: "pass", rerun_count: "1", duration_ms: "683" });
+    expect(flaky.failure_details).toMatch(/^Expected: <false>\n {5}but: was <true>\n/);
+    expect(await totals()).toEqual({
+      ingestions: before.ingestions + 1,
+      runs: before.runs + 2,
+      cases: before.cases + 2,
+    });
+  });
+
+  it("a glob over several reports is split into parts and every result lands", async () => {
+    const dir = path.join(workDir as string, "glob");
+    // A CI workspace: reports from several jobs, one of them (a failed Go build) without any testcase.
+    const layout: Array<[string, string]> = [
+      ["pytest-horovod.xml", "reports/python/junit.gloo.elastic.xml"],
+      ["jest-junit.xml", "reports/web/jest-junit.xml"],
+      ["nested.xml", "reports/web/nested/junit.xml"],
+      ["bun-nested.xml", "reports/bun/junit.xml"],
+      ["gotestsum-empty.xml", "reports/go/gotest.xml"],
+    ];
+    for (const [from, to] of layout) {
+      await mkdir(path.dirname(path.join(dir, to)), { recursive: true });
+      await copyFile(path.join(ROOT, CORPUS, from), path.join(dir, to));
+    }
+    const before = await totals();
+    const run = await upload(
+      ["reports/**/*.xml", "--commit", COMMIT, "--run-id", "e2e-glob", "--branch", "main", "--max-results", "5"],
+      {},
+      dir,
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain("reports/go/gotest.xml: no <testcase> elements, nothing to send from it");
+    // 14 + 6 + 5 + 3 testcases, at most 5 per part.
+    const planned = /uploading (\d+) results in (\d+) parts/.exec(run.stdout);
+    expect(planned?.[1]).toBe("28");
+    const parts = Number(planned?.[2]);
+    expect(parts).toBeGreaterThanOrEqual(6);
+    expect(run.stdout).toContain(`${parts}/${parts} parts uploaded`);
+    expect(run.stdout.match(/^part \d+\/\d+: \d+ tests? parsed/gm)).toHaveLength(parts);
+
+    const ingestions = await query<{ tests_total: string; idempotency_key: string }>(
+      "select tests_total, idempotency_key from ingestions where repo_id = $1 and run_id = 'e2e-glob'",
+      [repoId],
+    );
+    expect(ingestions).toHaveLength(parts);
+    expect(new Set(ingestions.map((i) => i.idempotency_key)).size).toBe(parts);
+    expect(ingestions.reduce((sum, i) => sum + Number(i.tests_total), 0)).toBe(28);
+    expect(ingestions.every((i) => Number(i.tests_total) <= 5)).toBe(true);
+    // horovod 10/0/4, jest-junit 1/4/1, nested 2/3/0, bun 2/1/0.
+    expect(await statusCounts("e2e-glob")).toEqual({ pass: 15, fail: 8, skip: 5 });
+
+    // Two test classes inherit one test from elastic_common.py: one test case, two results.
+    const shared = await query(
+      `select r.test_case_id, r.duration_ms from test_runs r join test_cases c on c.id = r.test_case_id
+        where r.repo_id = $1 and r.run_id = 'e2e-glob'
+          and c.path = 'test/integration/elastic_common.py' and c.name = 'test_all_ranks_failure'
+        order by r.duration_ms`,
+      [repoId],
+    );
+    expect(shared.map((r) => r.duration_ms)).toEqual(["2874", "4603"]);
+    expect(shared[0]!.test_case_id).toBe(shared[1]!.test_case_id);
+    const after = await totals();
+    expect(after.runs - before.runs).toBe(28);
+    expect(after.ingestions - before.ingestions).toBe(parts);
+  });
+
+  it("a wrong secret is rejected (exit 1), nothing is stored and the failure is audited", async () => {
+    const before = await totals();
+    const wrong = `whsec_${randomBytes(32).toString("base64")}`;
+    const run = await upload([`${CORPUS}/gotestsum.xml`, "--commit", COMMIT, "--run-id", "e2e-wrong-secret"], {
+      ANCHORPIPE_SECRET: wrong,
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/part 1\/1 rejected: HTTP 401 unauthorized: Missing or invalid signature\./);
+    expect(run.stdout).toContain("0/1 part uploaded");
+    expect(run.stdout + run.stderr).not.toContain(wrong);
+    expect(await totals()).toEqual(before);
+    const audited = await query(
+      "select metadata->>'reason' as reason from audit_logs where action = 'hmac_auth_failure' and subject_id = $1",
+      [repoId],
+    );
+    expect(audited.map((a) => a.reason)).toEqual(["signature_mismatch"]);
+  });
+});
+
+describe("uploader against an unreachable service", () => {
+  it("warns and exits 0 by default; exits 2 with --strict", async () => {
+    const url = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+    const args = [
+      `${CORPUS}/gotestsum.xml`,
+      "--url",
+      url,
+      "--commit",
+      COMMIT,
+      "--run-id",
+      "e2e-down",
+      "--retries",
+      "1",
+      "--retry-delay",
+      "10",
+      "--timeout",
+      "2",
+    ];
+    const env = {
+      ANCHORPIPE_REPO_ID: "6b1f3c9e-1111-4222-8333-944445555666",
+      ANCHORPIPE_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
+    };
+    const [lenient, strict] = await Promise.all([runCli(args, env), runCli([...args, "--strict"], env)]);
+    expect(lenient.code, lenient.stderr).toBe(0);
+    expect(lenient.stderr).toContain(`the service at ${url}`);
+    expect(lenient.stderr).toContain("Not failing the build (pass --strict to fail it)");
+    expect(strict.code, strict.stderr).toBe(2);
+    expect(strict.stderr).toContain("failing because of --strict");
+  });
+});
