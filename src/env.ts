@@ -27,13 +27,16 @@ export const envSchema = z.object({
     .string()
     .regex(/^\d+:[A-Za-z0-9+/]{43}=(,\d+:[A-Za-z0-9+/]{43}=)*$/, "must be <version>:<base64 32-byte key>[,…]")
     .optional(),
-  /** Largest accepted ingestion body in bytes. */
+  /**
+   * Largest accepted ingestion body in bytes. The default, 5 MiB, is the uploader's split size and leaves
+   * room in a Worker's 128 MB (README, Performance: what a maximal upload costs, measured).
+   */
   INGESTION_MAX_BODY_BYTES: z.coerce
     .number()
     .int()
     .min(1024)
     .max(100 * 1024 * 1024)
-    .default(10 * 1024 * 1024),
+    .default(5 * 1024 * 1024),
 });
 
 export type Config = z.infer<typeof envSchema>;

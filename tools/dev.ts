@@ -73,7 +73,8 @@ console.log(`
 
   Try:  curl http://localhost:${workerPort}/api/health/db
         ANCHORPIPE_URL=http://localhost:${workerPort} ANCHORPIPE_REPO_ID=${demo.id} \\
-        ANCHORPIPE_SECRET=${demo.secret} npm run upload -- test/fixtures/junit/*.xml
+        ANCHORPIPE_SECRET=${demo.secret} \\
+        npm run upload -- --commit "$(git rev-parse HEAD)" --run-id local-1 test/fixtures/junit/pytest.xml test/fixtures/junit/surefire-flaky.xml
 `);
 
 const wrangler = spawn(
@@ -93,15 +94,31 @@ const wrangler = spawn(
     "--var",
     `HMAC_KEK:${kek}`,
   ],
-  // Local development needs no network: no metrics, no download of the `Request.cf` sample.
-  { stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } },
+  {
+    // Its own process group, so stopping reaches workerd too however this process is stopped
+    // (Ctrl-C, or a SIGTERM to npm alone). No stdin: a background group must not read the terminal.
+    detached: true,
+    stdio: ["ignore", "inherit", "inherit"],
+    // Local development needs no network: no metrics, no download of the `Request.cf` sample.
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+  },
 );
+const wranglerExited = new Promise<void>((resolve) => wrangler.once("exit", () => resolve()));
+const killWrangler = (signal: NodeJS.Signals) => {
+  try {
+    if (wrangler.pid) process.kill(-wrangler.pid, signal);
+  } catch {}
+};
+process.once("exit", () => killWrangler("SIGKILL"));
 
 let stopping = false;
 async function stop(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  if (wrangler.exitCode === null) wrangler.kill("SIGTERM");
+  killWrangler("SIGTERM");
+  const forced = setTimeout(() => killWrangler("SIGKILL"), 5_000);
+  await wranglerExited;
+  clearTimeout(forced);
   await running.close();
   await backend.close();
   process.exit(code);
