@@ -38,6 +38,8 @@ function isoUtc(value: string): string {
  */
 export function normalizeResults(payload: Payload, now: Date): Normalized {
   let results = payload.tests;
+  // Failure output of parsed reports is redacted (and cut) before validation; that of JSON results here.
+  const redacted = !results;
   if (!results) {
     const parsed = [];
     for (const [index, report] of (payload.reports ?? []).entries()) {
@@ -77,7 +79,11 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
       status: r.status,
       startedAt: isoUtc(r.startedAt),
       durationMs: r.durationMs ?? null,
-      failureDetails: r.failureDetails ? redactAndCap(r.failureDetails, MAX_FAILURE_DETAILS) : null,
+      failureDetails: !r.failureDetails
+        ? null
+        : redacted
+          ? r.failureDetails
+          : redactAndCap(r.failureDetails, MAX_FAILURE_DETAILS),
       tags: r.tags ?? [],
       metadata: r.metadata ?? null,
       rerunCount: r.rerunCount ?? 0,

@@ -116,7 +116,11 @@ export function chunkResults(results: NormalizedResult[], budget = CHUNK_BUDGET_
   return chunks;
 }
 
-export async function storeIngestion(ctx: ServiceContext, input: IngestionInput): Promise<StoreOutcome> {
+export async function storeIngestion(
+  ctx: ServiceContext,
+  input: IngestionInput,
+  chunkBudget = CHUNK_BUDGET_BYTES,
+): Promise<StoreOutcome> {
   const { db } = ctx;
   const now = ctx.now();
   const ingestionId = crypto.randomUUID();
@@ -128,7 +132,7 @@ export async function storeIngestion(ctx: ServiceContext, input: IngestionInput)
     summary,
     isDuplicate: false,
   };
-  const chunks = chunkResults(input.results);
+  const chunks = chunkResults(input.results, chunkBudget);
   const mine = sql`repo_id = ${input.repoId} and idempotency_key = ${input.idempotencyKey}`;
   const pending = sql`${mine} and payload_sha256 = ${input.payloadSha256} and completed_at is null`;
 

@@ -7,7 +7,6 @@
  * Real JUnit reports from the corpus (test/fixtures/junit) go up, and the rows the Worker wrote are read
  * back directly from the database.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,38 +18,15 @@ import { migrateUp } from "../../tools/db/migrator.ts";
 import { createTestDatabase, type TestDatabase } from "../../tools/db/test-database.ts";
 import { createGateway, listen, type RunningGateway } from "../../tools/gateway/index.ts";
 import { freePort, startWranglerDev, type WranglerDev } from "../../tools/wrangler-dev.ts";
+import { runUploadCli } from "./uploader-cli.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const CLI = path.join(ROOT, "tools/uploader/cli.ts");
 const CORPUS = "test/fixtures/junit";
 const COMMIT = "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c";
 const OTHER_COMMIT = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as CI runs it, in a clean environment (none of the CI variables of whatever runs this test). */
-function runCli(args: string[], env: Record<string, string>, cwd = ROOT): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "upload", ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? "", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The CLI as CI runs it, in a clean environment. */
+const runCli = (args: string[], env: Record<string, string>, cwd = ROOT) => runUploadCli(args, env, cwd);
 
 // ---------------------------------------------------------------------------------------------------------
 

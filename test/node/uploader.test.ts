@@ -1,11 +1,9 @@
-import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,9 +19,8 @@ import {
   type UploadGroup,
 } from "../../tools/uploader/split.ts";
 import { resolveRunContext, UploadError, type UploadOptions, upload } from "../../tools/uploader/upload.ts";
+import { type CliRun, runUploadCli } from "./uploader-cli.ts";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const CLI = path.join(ROOT, "tools/uploader/cli.ts");
 const REPO_ID = "6b1f3c9e-1111-4222-8333-944445555666";
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 const KEY_BYTES = Buffer.from("anchorpipe-uploader-test-key-32b");
@@ -666,11 +663,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
 async function runCli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const run = await spawnCli(args, env);
@@ -681,28 +674,7 @@ async function runCli(args: string[], env: Record<string, string> = {}): Promise
 }
 
 function spawnCli(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "upload", ...args], {
-      cwd: dir,
-      // A clean environment: the test must not pick up the CI variables of whatever runs it.
-      env: {
-        PATH: process.env.PATH ?? "",
-        ANCHORPIPE_REPO_ID: REPO_ID,
-        ANCHORPIPE_SECRET: SECRET,
-        ...env,
-      },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return runUploadCli(args, { ANCHORPIPE_REPO_ID: REPO_ID, ANCHORPIPE_SECRET: SECRET, ...env }, dir);
 }
 
 const BASE_ARGS = ["--commit", COMMIT.toUpperCase(), "--run-id", "ci-42", "--retry-delay", "20"];
