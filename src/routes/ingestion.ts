@@ -13,7 +13,7 @@ import { requireDb } from "../middleware/config";
 import { auditQuery } from "../services/audit";
 import type { ServiceContext } from "../services/context";
 import { IngestionIncompleteError, storeIngestion } from "../services/ingestion";
-import { activeSigningSecrets } from "../services/secrets";
+import { activeSecretsQuery, decryptSigningSecrets } from "../services/secrets";
 
 export const ingestionRoutes = new Hono<AppEnv>();
 
@@ -63,16 +63,24 @@ ingestionRoutes.post("/", async (c) => {
     throw await reject("malformed_idempotency_key");
   }
 
+  // One database request: the repository's secrets, and for v1 also whether it still accepts v1.
   const keyring = await keyringFor(config.HMAC_KEK);
-  const [secrets, requireTimestamped] = await Promise.all([
-    activeSigningSecrets(ctx, keyring, repoId).catch((error: unknown) => {
-      // A stored secret that no configured key can open is our misconfiguration, not the client's bad signature.
-      if (error instanceof DecryptError)
-        throw new ApiError("misconfigured", "Signature verification is misconfigured.");
-      throw error;
-    }),
-    signed.scheme === "v1" ? requiresTimestampedSignature(ctx, repoId) : false,
-  ]);
+  const [stored, policy] =
+    signed.scheme === "v1"
+      ? await db.batch([
+          activeSecretsQuery(ctx, repoId),
+          db
+            .select({ requireTimestamped: repositoryConfigs.requireTimestampedSignature })
+            .from(repositoryConfigs)
+            .where(eq(repositoryConfigs.repoId, repoId)),
+        ])
+      : [await activeSecretsQuery(ctx, repoId), []];
+  const secrets = await decryptSigningSecrets(keyring, repoId, stored).catch((error: unknown) => {
+    // A stored secret that no configured key can open is our misconfiguration, not the client's bad signature.
+    if (error instanceof DecryptError) throw new ApiError("misconfigured", "Signature verification is misconfigured.");
+    throw error;
+  });
+  const requireTimestamped = policy[0]?.requireTimestamped ?? false;
   const verification = await verifySignature(body, signed, secrets, now, { allowV1: !requireTimestamped });
   if (!verification.ok) throw await reject(verification.reason);
 
@@ -135,14 +143,6 @@ ingestionRoutes.post("/", async (c) => {
   }
   return c.json(outcome.response, 200);
 });
-
-async function requiresTimestampedSignature(ctx: ServiceContext, repoId: string): Promise<boolean> {
-  const [row] = await ctx.db
-    .select({ required: repositoryConfigs.requireTimestampedSignature })
-    .from(repositoryConfigs)
-    .where(eq(repositoryConfigs.repoId, repoId));
-  return row?.required ?? false;
-}
 
 /** Key order must not change the hash of the same environment. */
 function canonicalJson(value: Record<string, string>): string {

@@ -1,5 +1,4 @@
 import { and, desc, eq, gt, isNull, or } from "drizzle-orm";
-import type { Db } from "../db/client";
 import { hmacSecrets } from "../db/schema";
 import { findSqlState } from "../lib/db-errors";
 import { bytesToBase64, bytesToHex, randomBytes, sha256Hex } from "../lib/encoding";
@@ -259,19 +258,12 @@ export async function revokeSecret(
 }
 
 /**
- * The secrets a signature for this repo may be made with (active, not
- * revoked, not expired at ctx.now()), newest first, decrypted: one SELECT.
- * A row that cannot be decrypted (its KEK version removed from HMAC_KEK, or a
- * moved row) throws DecryptError rather than being skipped: that is a
- * misconfiguration to surface, not a bad signature.
+ * The stored secrets a signature for this repo may be made with (active, not
+ * revoked, not expired at ctx.now()), newest first, still encrypted. Not
+ * executed, so the ingestion can batch it with its own lookups.
  */
-export async function activeSigningSecrets(
-  ctx: ServiceContext,
-  keyring: Keyring,
-  repoId: string,
-): Promise<SigningSecret[]> {
-  if (!UUID.test(repoId)) return [];
-  const rows = await ctx.db
+export function activeSecretsQuery(ctx: ServiceContext, repoId: string) {
+  return ctx.db
     .select({
       id: hmacSecrets.id,
       keyId: hmacSecrets.keyId,
@@ -288,6 +280,21 @@ export async function activeSigningSecrets(
       ),
     )
     .orderBy(desc(hmacSecrets.createdAt), desc(hmacSecrets.id));
+}
+
+export type StoredSecret = Awaited<ReturnType<typeof activeSecretsQuery>>[number];
+
+/**
+ * Decrypts what activeSecretsQuery found. A row that cannot be decrypted (its
+ * KEK version removed from HMAC_KEK, or a moved row) throws DecryptError
+ * rather than being skipped: that is a misconfiguration to surface, not a bad
+ * signature.
+ */
+export function decryptSigningSecrets(
+  keyring: Keyring,
+  repoId: string,
+  rows: StoredSecret[],
+): Promise<SigningSecret[]> {
   return Promise.all(
     rows.map(async (row) => ({
       id: row.id,
@@ -297,7 +304,12 @@ export async function activeSigningSecrets(
   );
 }
 
-/** Sets a secret's last_used_at; not executed, so the caller can put it in its own batch. */
-export function touchSecretQuery(db: Db, secretId: string, now: Date) {
-  return db.update(hmacSecrets).set({ lastUsedAt: now }).where(eq(hmacSecrets.id, secretId));
+/** The secrets a signature for this repo may be made with, decrypted: one SELECT. */
+export async function activeSigningSecrets(
+  ctx: ServiceContext,
+  keyring: Keyring,
+  repoId: string,
+): Promise<SigningSecret[]> {
+  if (!UUID.test(repoId)) return [];
+  return decryptSigningSecrets(keyring, repoId, await activeSecretsQuery(ctx, repoId));
 }

@@ -31,7 +31,6 @@ import {
   revokeSecret,
   rotateSecret,
   SecretNotFoundError,
-  touchSecretQuery,
 } from "../../src/services/secrets.ts";
 import { CreateRepoError, createRepoWithSecret } from "../../tools/db/create-repo.ts";
 import { KekError, loadDevKek, resolveToolKek } from "../../tools/db/dev-kek.ts";
@@ -419,15 +418,6 @@ describe("secrets service", () => {
       v1.plaintext,
     ]);
     await expect(activeSigningSecrets(ctx, keyring, repoId)).rejects.toMatchObject({ reason: "unknown_kek_version" });
-  });
-
-  it("touchSecretQuery sets last_used_at inside the caller's batch", async () => {
-    const repoId = await newRepo();
-    const { ctx } = context();
-    const { secret } = await createSecret(ctx, keyring, { repoId });
-    const usedAt = at(42_000);
-    await db.batch([touchSecretQuery(db, secret.id, usedAt), db.execute("select 1")]);
-    expect((await listSecrets(ctx, repoId))[0].lastUsedAt).toEqual(usedAt);
   });
 });
 

@@ -262,5 +262,10 @@ describe("database round trips", () => {
     }
     // Secrets lookup, then one batch that stores everything.
     expect(counts).toEqual([2, 2, 2]);
+    // v1 reads the repository's signature policy in the same request as its secrets.
+    const repo = await repoWithSecret();
+    const { bindings, requests } = await countingBindings();
+    expect((await upload(payload(repo.repoId), { ...repo, scheme: "v1", bindings })).status).toBe(200);
+    expect(await requests()).toBe(2);
   });
 });
