@@ -1,5 +1,6 @@
 import { JunitParseError, parseJunit } from "./junit";
 import {
+  futureStartIssues,
   type IssueDetail,
   issueDetails,
   MAX_FAILURE_DETAILS,
@@ -67,10 +68,12 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
         ],
       };
     }
-    const checked = resultsSchema(now).safeParse(parsed);
+    const checked = resultsSchema.safeParse(parsed);
     if (!checked.success) return { ok: false, details: issueDetails(checked.error, ["reports", "results"]) };
     results = checked.data;
   }
+  const future = futureStartIssues(results, now, payload.tests ? ["tests"] : ["reports", "results"]);
+  if (future.length > 0) return { ok: false, details: future };
   return {
     ok: true,
     results: results.map((r) => ({

@@ -97,7 +97,7 @@ ingestionRoutes.post("/", async (c) => {
   } catch (error) {
     throw new ApiError("bad_request", `The body is not valid JSON: ${(error as Error).message}`);
   }
-  const parsed = payloadSchema(now).safeParse(json);
+  const parsed = payloadSchema.safeParse(json);
   if (!parsed.success) {
     throw new ApiError("validation_failed", "The payload is invalid.", issueDetails(parsed.error));
   }

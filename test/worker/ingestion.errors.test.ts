@@ -117,6 +117,21 @@ describe("malformed and invalid uploads", () => {
     expect(await rowCounts(repo.repoId)).toMatchObject(NOTHING_STORED);
   });
 
+  it("a JUnit report from the future is refused like a JSON result", async () => {
+    const repo = await repoWithSecret();
+    const { tests: _omitted, ...rest } = payload(repo.repoId);
+    const xml = '<testsuite name="s" timestamp="2100-01-01T00:00:00"><testcase classname="c" name="t"/></testsuite>';
+    const error = await rejected(
+      await upload({ ...rest, reports: [{ format: "junit", content: xml }] }, repo),
+      400,
+      "validation_failed",
+    );
+    expect(error.details).toEqual([
+      { path: "reports.results.0.startedAt", message: "must not be more than a day in the future" },
+    ]);
+    expect(await rowCounts(repo.repoId)).toMatchObject(NOTHING_STORED);
+  });
+
   it("a repo_id other than the signed-for repository is 403", async () => {
     const repo = await repoWithSecret();
     const other = await repoWithSecret();
