@@ -8,6 +8,7 @@ import { signedRequestFrom, type VerificationFailure, verifySignature } from "..
 import { readBodyCapped } from "../lib/body";
 import { sha256Hex } from "../lib/encoding";
 import { ApiError } from "../lib/errors";
+import { isUuid } from "../lib/ids";
 import { DecryptError, keyringFor } from "../lib/keyring";
 import { requireDb } from "../middleware/config";
 import { auditQuery } from "../services/audit";
@@ -17,7 +18,6 @@ import { activeSecretsQuery, decryptSigningSecrets } from "../services/secrets";
 
 export const ingestionRoutes = new Hono<AppEnv>();
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PRINTABLE_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** Every authentication failure looks the same from outside: no hint which part failed. */
@@ -48,7 +48,7 @@ ingestionRoutes.post("/", async (c) => {
     await auditQuery(db, {
       action: "hmac_auth_failure",
       subject: "security",
-      subjectId: claimedRepo && UUID.test(claimedRepo) ? claimedRepo : null,
+      subjectId: claimedRepo && isUuid(claimedRepo) ? claimedRepo : null,
       description: "upload signature rejected",
       metadata: { reason, scheme: signed?.scheme ?? null },
       requestId: ctx.requestId,
@@ -57,7 +57,7 @@ ingestionRoutes.post("/", async (c) => {
     });
     return UNAUTHORIZED();
   };
-  if (!claimedRepo || !UUID.test(claimedRepo) || !signed) throw await reject("missing_authorization");
+  if (!claimedRepo || !isUuid(claimedRepo) || !signed) throw await reject("missing_authorization");
   const repoId = claimedRepo.toLowerCase();
   if (signed.scheme === "v2" && signed.webhookId && !PRINTABLE_KEY.test(signed.webhookId)) {
     throw await reject("malformed_idempotency_key");

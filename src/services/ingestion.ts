@@ -72,7 +72,7 @@ interface LedgerRow {
   completed_at: string | null;
 }
 
-export function summarize(results: NormalizedResult[]): IngestionSummary {
+function summarize(results: NormalizedResult[]): IngestionSummary {
   return {
     tests_parsed: results.length,
     tests_failed: results.filter((r) => r.status === "fail").length,

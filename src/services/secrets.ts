@@ -2,6 +2,7 @@ import { and, desc, eq, gt, isNull, or } from "drizzle-orm";
 import { hmacSecrets } from "../db/schema";
 import { findSqlState } from "../lib/db-errors";
 import { bytesToBase64, bytesToHex, randomBytes, sha256Hex } from "../lib/encoding";
+import { isUuid } from "../lib/ids";
 import { decrypt, encrypt, type Keyring } from "../lib/keyring";
 import { auditQuery } from "./audit";
 import type { ServiceContext } from "./context";
@@ -76,8 +77,6 @@ const secretInfoColumns = {
   rotatedFrom: hmacSecrets.rotatedFrom,
 };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** A new secret's row (encrypted) and its plaintext, which leaves this module only once. */
 async function newSecret(
   ctx: ServiceContext,
@@ -133,7 +132,7 @@ export async function createSecret(
   keyring: Keyring,
   input: { repoId: string; name?: string; expiresAt?: Date | null },
 ): Promise<{ secret: SecretInfo; plaintext: string }> {
-  if (!UUID.test(input.repoId)) throw new RepoNotFoundError(input.repoId);
+  if (!isUuid(input.repoId)) throw new RepoNotFoundError(input.repoId);
   assertValidDate(input.expiresAt, "expiresAt");
   const name = input.name ?? DEFAULT_SECRET_NAME;
   const { row, plaintext } = await newSecret(ctx, keyring, {
@@ -160,7 +159,7 @@ export async function createSecret(
 
 /** Every secret of a repo, newest first, without any secret material. */
 export async function listSecrets(ctx: ServiceContext, repoId: string): Promise<SecretInfo[]> {
-  if (!UUID.test(repoId)) return [];
+  if (!isUuid(repoId)) return [];
   return ctx.db
     .select(secretInfoColumns)
     .from(hmacSecrets)
@@ -170,7 +169,7 @@ export async function listSecrets(ctx: ServiceContext, repoId: string): Promise<
 
 /** An unrevoked secret of the repo, or SecretNotFoundError. */
 async function findLiveSecret(ctx: ServiceContext, repoId: string, secretId: string) {
-  if (!UUID.test(repoId) || !UUID.test(secretId)) throw new SecretNotFoundError(repoId, secretId);
+  if (!isUuid(repoId) || !isUuid(secretId)) throw new SecretNotFoundError(repoId, secretId);
   const [found] = await ctx.db
     .select(secretInfoColumns)
     .from(hmacSecrets)
@@ -310,6 +309,6 @@ export async function activeSigningSecrets(
   keyring: Keyring,
   repoId: string,
 ): Promise<SigningSecret[]> {
-  if (!UUID.test(repoId)) return [];
+  if (!isUuid(repoId)) return [];
   return decryptSigningSecrets(keyring, repoId, await activeSecretsQuery(ctx, repoId));
 }

@@ -89,7 +89,7 @@ export class SeedError extends Error {
   override name = "SeedError";
 }
 
-export function startOfCurrentHour(now = new Date()): Date {
+function startOfCurrentHour(now = new Date()): Date {
   const hour = new Date(now);
   hour.setUTCMinutes(0, 0, 0);
   return hour;

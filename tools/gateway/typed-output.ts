@@ -59,7 +59,7 @@ function mapNested(value: Nested, convert: ValueConverter): unknown {
 }
 
 /** Parses PostgreSQL's text form of an array, e.g. `{1,NULL,"a \"b\""}` or `{{1,2},{3,4}}`. */
-export function parseArrayLiteral(text: string): Nested[] {
+function parseArrayLiteral(text: string): Nested[] {
   let pos = 0;
   // Arrays with non-default bounds are printed as `[0:1]={...}`.
   if (text.startsWith("[")) pos = text.indexOf("=") + 1;

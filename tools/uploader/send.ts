@@ -70,7 +70,7 @@ export interface RetryInfo {
 
 const RETRYABLE_4XX = new Set([408, 429]);
 
-export function isRetryableStatus(status: number): boolean {
+function isRetryableStatus(status: number): boolean {
   return status >= 500 || RETRYABLE_4XX.has(status);
 }
 
@@ -126,11 +126,7 @@ export function displayUrl(url: string): string {
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Sends one part, retrying what can be retried. Never throws for HTTP or network failures. */
-export async function sendPart(
-  part: Part,
-  options: SendOptions,
-  onRetry?: (info: RetryInfo) => void,
-): Promise<PartOutcome> {
+async function sendPart(part: Part, options: SendOptions, onRetry?: (info: RetryInfo) => void): Promise<PartOutcome> {
   const doFetch = options.fetch ?? fetch;
   const sleep = options.sleep ?? defaultSleep;
   const random = options.random ?? Math.random;
@@ -269,7 +265,7 @@ function label(part: Part): string {
   return `part ${part.index + 1}/${part.total}`;
 }
 
-export function describeOutcome(part: Part, outcome: PartOutcome): string {
+function describeOutcome(part: Part, outcome: PartOutcome): string {
   const s = outcome.summary;
   const counts = s
     ? `${plural(s.tests_parsed ?? 0, "test")} parsed, ${s.tests_failed ?? 0} failed, ${s.tests_skipped ?? 0} skipped` +

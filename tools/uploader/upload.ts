@@ -115,7 +115,7 @@ function blankToUndefined(value: string | undefined): string | undefined {
 }
 
 /** The ingestion endpoint for a base URL. */
-export function endpointFor(url: string): string {
+function endpointFor(url: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -184,7 +184,7 @@ type LoadedInput =
   | { kind: "payload"; source: string; payload: Record<string, unknown> };
 
 /** Expands files and globs in argument order; glob matches sorted, so the same tree gives the same order. */
-export async function expandInputs(patterns: string[], cwd: string): Promise<string[]> {
+async function expandInputs(patterns: string[], cwd: string): Promise<string[]> {
   const files: string[] = [];
   const seen = new Set<string>();
   for (const pattern of patterns) {
