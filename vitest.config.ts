@@ -24,6 +24,14 @@ export default defineConfig({
                 HMAC_KEK: inject("hmacKek"),
                 GATEWAY_URL: inject("gatewayUrl"),
               },
+              // The suite's requests share one client address and a few repositories: limits far above what
+              // it sends, and strict copies that the rate-limit tests swap in (test/worker/rate-limits.test.ts).
+              ratelimits: {
+                AUTH_FAILURE_LIMITER: { namespace_id: "1001", simple: { limit: 1_000_000, period: 60 } },
+                UPLOAD_LIMITER: { namespace_id: "1002", simple: { limit: 1_000_000, period: 60 } },
+                STRICT_AUTH_FAILURE_LIMITER: { namespace_id: "9001", simple: { limit: 5, period: 60 } },
+                STRICT_UPLOAD_LIMITER: { namespace_id: "9002", simple: { limit: 5, period: 60 } },
+              },
             },
           })),
         ],

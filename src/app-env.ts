@@ -9,5 +9,7 @@ export interface AppEnv {
     config: Config;
     /** Present when DATABASE_URL is configured; use `requireDb(c)` in handlers. */
     db: Db | undefined;
+    /** The repository a request was authenticated for, once known (for the access log). */
+    repoId?: string;
   };
 }

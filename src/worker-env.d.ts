@@ -7,5 +7,8 @@ declare namespace Cloudflare {
     ENVIRONMENT?: string;
     HMAC_KEK?: string;
     INGESTION_MAX_BODY_BYTES?: string;
+    /** Workers rate-limiting bindings (wrangler.toml [[ratelimits]]; docs/adr/0005-rate-limits.md). */
+    AUTH_FAILURE_LIMITER?: RateLimit;
+    UPLOAD_LIMITER?: RateLimit;
   }
 }

@@ -1,13 +1,12 @@
-import { JunitParseError, parseJunit } from "./junit";
 import {
-  futureStartIssues,
   type IssueDetail,
   issueDetails,
-  MAX_FAILURE_DETAILS,
-  MAX_RESULTS,
+  LIMITS,
   type Payload,
   resultsSchema,
-} from "./payload";
+  startedAtMs,
+} from "../contract/ingestion";
+import { JunitParseError, parseJunit } from "./junit";
 import { redactAndCap } from "./redact";
 
 /** One test result as it will be stored: validated, redacted, with every default filled in. */
@@ -28,8 +27,23 @@ export type Normalized = { ok: true; results: NormalizedResult[] } | { ok: false
 
 /** A timestamp without a zone is taken as UTC; every stored timestamp is ISO with Z. */
 function isoUtc(value: string): string {
-  const zoned = /(Z|[+-]\d{2}:?\d{2})$/i.test(value) ? value : `${value}Z`;
-  return new Date(zoned).toISOString();
+  return new Date(startedAtMs(value)).toISOString();
+}
+
+/** Results that claim to start more than a day after `now` (CI clocks may be off, not that far). */
+export function futureStartIssues(
+  results: { startedAt: string }[],
+  now: Date,
+  prefix: (string | number)[],
+): IssueDetail[] {
+  const limit = now.getTime() + LIMITS.futureStartMs;
+  return results
+    .flatMap((result, index) => (startedAtMs(result.startedAt) > limit ? [index] : []))
+    .slice(0, 50)
+    .map((index) => ({
+      path: [...prefix, index, "startedAt"].join("."),
+      message: "must not be more than a day in the future",
+    }));
 }
 
 /**
@@ -52,7 +66,7 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
             failureDetails:
               result.failureDetails === undefined
                 ? undefined
-                : redactAndCap(result.failureDetails, MAX_FAILURE_DETAILS),
+                : redactAndCap(result.failureDetails, LIMITS.failureDetailsChars),
           });
         }
       } catch (error) {
@@ -60,11 +74,11 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
         return { ok: false, details: [{ path: `reports.${index}.content`, message: error.message }] };
       }
     }
-    if (parsed.length > MAX_RESULTS) {
+    if (parsed.length > LIMITS.results) {
       return {
         ok: false,
         details: [
-          { path: "reports", message: `the reports hold ${parsed.length} results; at most ${MAX_RESULTS} per upload` },
+          { path: "reports", message: `the reports hold ${parsed.length} results; at most ${LIMITS.results} per upload` },
         ],
       };
     }
@@ -86,7 +100,7 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
         ? null
         : redacted
           ? r.failureDetails
-          : redactAndCap(r.failureDetails, MAX_FAILURE_DETAILS),
+          : redactAndCap(r.failureDetails, LIMITS.failureDetailsChars),
       tags: r.tags ?? [],
       metadata: r.metadata ?? null,
       rerunCount: r.rerunCount ?? 0,

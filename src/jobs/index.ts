@@ -2,6 +2,7 @@ import { createDb } from "../db/client";
 import { type Bindings, loadConfig } from "../env";
 import { log } from "../lib/logger";
 import { dbHealthCheck } from "./db-health-check";
+import { incompleteUploadCleanup } from "./incomplete-upload-cleanup";
 import { partitionUpkeep } from "./partition-upkeep";
 import type { Job } from "./types";
 
@@ -11,6 +12,7 @@ import type { Job } from "./types";
  */
 export const SCHEDULE: Record<string, Job[]> = {
   "*/5 * * * *": [dbHealthCheck],
+  "0 * * * *": [incompleteUploadCleanup],
   "17 3 * * *": [partitionUpkeep],
 };
 

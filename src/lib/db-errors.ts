@@ -21,3 +21,40 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * What a SQLSTATE says about retrying. "data": the statement's values were
+ * refused (22 data exception, 23 integrity, 54 program limit such as an index
+ * row too large): the same request will fail the same way. "transient": the
+ * connection, the server's resources or a conflict (08, 40, 53, 57, 58): a
+ * retry may succeed. Anything else is a bug of ours.
+ */
+export function sqlStateKind(state: string | undefined): "data" | "transient" | "other" {
+  const category = state?.slice(0, 2);
+  if (category === "22" || category === "23" || category === "54") return "data";
+  if (category === "08" || category === "40" || category === "53" || category === "57" || category === "58") {
+    return "transient";
+  }
+  return "other";
+}
+
+/**
+ * A database error as it may be logged: the SQLSTATE, the constraint and
+ * table it names, and the first line of the statement. Never the message's
+ * parameters or detail, which quote the values (test names, failure output,
+ * addresses) of the request.
+ */
+export function describeDbError(error: unknown): Record<string, string> {
+  const described: Record<string, string> = {};
+  for (let e = error; e instanceof Error; e = e.cause) {
+    const fields = e as { code?: unknown; constraint?: unknown; table?: unknown; query?: unknown };
+    described.name ??= e.name;
+    if (typeof fields.code === "string" && /^[0-9A-Z]{5}$/.test(fields.code)) described.sqlState ??= fields.code;
+    if (typeof fields.constraint === "string") described.constraint ??= fields.constraint;
+    if (typeof fields.table === "string") described.table ??= fields.table;
+    if (typeof fields.query === "string") {
+      described.statement ??= fields.query.trimStart().split("\n", 1)[0].slice(0, 200);
+    }
+  }
+  return described;
+}

@@ -2,7 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "../app-env";
 import { ConfigError } from "../env";
-import { isDatabaseUnavailable } from "./db-errors";
+import { describeDbError, findSqlState, isDatabaseUnavailable, sqlStateKind } from "./db-errors";
 import { ApiError, type ErrorCode, type ErrorEnvelope } from "./errors";
 import { log } from "./logger";
 
@@ -16,7 +16,8 @@ function envelope(c: Context<AppEnv>, error: ApiError): Response {
     },
   };
   const response = c.json(body, error.status);
-  if (error.status === 503) response.headers.set("Retry-After", "30");
+  const retryAfter = error.retryAfterSeconds ?? (error.status === 503 ? 30 : undefined);
+  if (retryAfter !== undefined) response.headers.set("Retry-After", String(retryAfter));
   return response;
 }
 
@@ -40,21 +41,30 @@ export const onError: ErrorHandler<AppEnv> = (error, c) => {
     const code = HTTP_STATUS_CODES[error.status] ?? (error.status >= 500 ? "internal_error" : "bad_request");
     return envelope(c, new ApiError(code, error.message || code.replace(/_/g, " ")));
   }
-  if (isDatabaseUnavailable(error)) {
-    log.error("database_unavailable", { requestId: c.get("requestId"), message: (error as Error).message });
+  if (isDatabaseUnavailable(error) || sqlStateKind(findSqlState(error)) === "transient") {
+    log.error("database_unavailable", { requestId: c.get("requestId"), ...describeDbError(error) });
     return envelope(c, new ApiError("service_unavailable", "The database is unavailable; try again shortly."));
   }
   if (error instanceof ConfigError) {
     log.error("misconfigured", { requestId: c.get("requestId"), issues: error.issues });
     return envelope(c, new ApiError("misconfigured", "The service is misconfigured."));
   }
-  log.error("unhandled_error", {
-    requestId: c.get("requestId"),
-    name: error instanceof Error ? error.name : typeof error,
-    message: error instanceof Error ? error.message : String(error),
-  });
+  // A database error's message quotes the statement's parameters (the request's data): log only its shape.
+  const described = findSqlState(error) || hasQuery(error) ? describeDbError(error) : describeError(error);
+  log.error("unhandled_error", { requestId: c.get("requestId"), ...described });
   return envelope(c, new ApiError("internal_error", "An unexpected error occurred."));
 };
 
 export const notFound: NotFoundHandler<AppEnv> = (c) =>
   envelope(c, new ApiError("not_found", `No route for ${c.req.method} ${c.req.path}.`));
+
+function hasQuery(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) if (typeof (e as { query?: unknown }).query === "string") return true;
+  return false;
+}
+
+/** Any other error: its name and the first line of its message, which our code wrote. */
+function describeError(error: unknown): Record<string, string> {
+  if (!(error instanceof Error)) return { name: typeof error };
+  return { name: error.name, message: error.message.split("\n", 1)[0].slice(0, 200) };
+}

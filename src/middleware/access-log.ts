@@ -10,6 +10,7 @@ export const accessLog = createMiddleware<AppEnv>(async (c, next) => {
     method: c.req.method,
     path: c.req.path,
     status: c.res.status,
+    repoId: c.get("repoId"),
     ms: Date.now() - started,
   });
 });

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
+import type { SignatureScheme } from "../contract/ingestion";
 import type { NormalizedResult } from "../ingestion/normalize";
-import type { SignatureScheme } from "../ingestion/signature";
+import { findSqlState, sqlStateKind } from "../lib/db-errors";
 import type { ServiceContext } from "./context";
 
 /**
@@ -222,18 +223,29 @@ export async function storeIngestion(
   let completedByUs: boolean;
   let ledger: LedgerRow;
   if (last === 0) {
-    const [, , completed, read] = await db.batch([insertLedger, writeChunk(chunks[0]), complete, readLedger]);
+    // One batch is one transaction: if PostgreSQL refuses a value, nothing at all was written.
+    const [, , completed, read] = await db
+      .batch([insertLedger, writeChunk(chunks[0]), complete, readLedger])
+      .catch(refusedOr);
     completedByUs = completed.rows[0].completed === 1;
     ledger = read.rows[0] as unknown as LedgerRow;
   } else {
-    const [, , read] = await db.batch([insertLedger, writeChunk(chunks[0]), readLedger]);
+    const [, , read] = await db.batch([insertLedger, writeChunk(chunks[0]), readLedger]).catch(refusedOr);
     ledger = read.rows[0] as unknown as LedgerRow;
     completedByUs = false;
     if (ledger.payload_sha256 === input.payloadSha256 && ledger.completed_at === null) {
-      for (const chunk of chunks.slice(1, last)) await writeChunk(chunk);
-      const [, completed, reread] = await db.batch([writeChunk(chunks[last]), complete, readLedger]);
-      completedByUs = completed.rows[0].completed === 1;
-      ledger = reread.rows[0] as unknown as LedgerRow;
+      try {
+        for (const chunk of chunks.slice(1, last)) await writeChunk(chunk);
+        const [, completed, reread] = await db.batch([writeChunk(chunks[last]), complete, readLedger]);
+        completedByUs = completed.rows[0].completed === 1;
+        ledger = reread.rows[0] as unknown as LedgerRow;
+      } catch (error) {
+        // A refused value fails every retry the same way: remove what the earlier chunks wrote, so the
+        // upload is not half there, and say why. Any other failure leaves the rows for a retry to resume
+        // (and the hourly cleanup job removes what nobody resumes).
+        if (sqlStateKind(findSqlState(error)) === "data") await abandonIngestion(ctx, input).catch(() => {});
+        refusedOr(error);
+      }
     }
   }
 
@@ -245,6 +257,69 @@ export async function storeIngestion(
   return completedByUs
     ? { kind: "stored", response: stored }
     : { kind: "duplicate", response: { ...stored, isDuplicate: true } };
+}
+
+/** Rethrows a refused value as IngestionRefusedError, anything else as it is. */
+function refusedOr(error: unknown): never {
+  const sqlState = findSqlState(error);
+  if (sqlState && sqlStateKind(sqlState) === "data") throw new IngestionRefusedError(sqlState, error);
+  throw error;
+}
+
+/**
+ * Removes an incomplete upload: the test cases it created that no other
+ * upload has runs of, then its ledger row, whose runs go with it (ON DELETE
+ * CASCADE). One batch, so it is all or nothing.
+ */
+async function abandonIngestion(ctx: ServiceContext, input: IngestionInput): Promise<void> {
+  const pending = sql`repo_id = ${input.repoId} and idempotency_key = ${input.idempotencyKey}
+    and payload_sha256 = ${input.payloadSha256} and completed_at is null`;
+  await ctx.db.batch([
+    ctx.db.execute(sql`
+      with ing as (select id, received_at from ingestions where ${pending})
+      delete from test_cases tc using ing
+      where tc.repo_id = ${input.repoId} and tc.first_seen_at = ing.received_at
+        and not exists (
+          select 1 from test_runs r where r.test_case_id = tc.id and r.ingestion_id <> ing.id)`),
+    ctx.db.execute(sql`delete from ingestions where ${pending}`),
+  ]);
+}
+
+/**
+ * Removes uploads left incomplete since before `cutoff` (a client that gave
+ * up after a failed chunk), with their runs and the test cases only they
+ * created. At most `limit` uploads per call; returns how many were removed.
+ */
+export async function removeIncompleteIngestions(
+  ctx: ServiceContext,
+  options: { cutoff: Date; limit?: number },
+): Promise<number> {
+  const result = await ctx.db.execute<{ removed: number }>(sql`
+    with stale as (
+      select id, repo_id, received_at from ingestions
+      where completed_at is null and received_at < ${options.cutoff.toISOString()}
+      order by received_at limit ${options.limit ?? 500}
+    ), cases as (
+      delete from test_cases tc using stale
+      where tc.repo_id = stale.repo_id and tc.first_seen_at = stale.received_at
+        and not exists (
+          select 1 from test_runs r where r.test_case_id = tc.id and r.ingestion_id not in (select id from stale))
+    ), gone as (
+      delete from ingestions where id in (select id from stale) returning id
+    )
+    select count(*)::int as removed from gone`);
+  return result.rows[0]?.removed ?? 0;
+}
+
+/** PostgreSQL refused a value of the upload (SQLSTATE class 22, 23 or 54); nothing of it is stored. */
+export class IngestionRefusedError extends Error {
+  constructor(
+    readonly sqlState: string,
+    cause: unknown,
+  ) {
+    super(`the database refused a value of the upload (SQLSTATE ${sqlState})`, { cause });
+    this.name = "IngestionRefusedError";
+  }
 }
 
 /** Another request holds the same upload half-written; the client should retry. */

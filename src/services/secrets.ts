@@ -2,7 +2,7 @@ import { and, desc, eq, gt, isNull, or } from "drizzle-orm";
 import { hmacSecrets } from "../db/schema";
 import { findSqlState } from "../lib/db-errors";
 import { bytesToBase64, bytesToHex, randomBytes, sha256Hex } from "../lib/encoding";
-import { isUuid } from "../lib/ids";
+import { canonicalUuid } from "../contract/ingestion";
 import { decrypt, encrypt, type Keyring } from "../lib/keyring";
 import { auditQuery } from "./audit";
 import type { ServiceContext } from "./context";
@@ -62,7 +62,8 @@ export class RepoNotFoundError extends Error {
 }
 
 /** The additional authenticated data of a secret's ciphertext: moving the row breaks decryption. */
-export const hmacSecretAad = (repoId: string, secretId: string) => `hmac_secret:${repoId}:${secretId}`;
+export const hmacSecretAad = (repoId: string, secretId: string) =>
+  `hmac_secret:${repoId.toLowerCase()}:${secretId.toLowerCase()}`;
 
 const secretInfoColumns = {
   id: hmacSecrets.id,
@@ -132,11 +133,12 @@ export async function createSecret(
   keyring: Keyring,
   input: { repoId: string; name?: string; expiresAt?: Date | null },
 ): Promise<{ secret: SecretInfo; plaintext: string }> {
-  if (!isUuid(input.repoId)) throw new RepoNotFoundError(input.repoId);
+  const repoId = canonicalUuid(input.repoId);
+  if (!repoId) throw new RepoNotFoundError(input.repoId);
   assertValidDate(input.expiresAt, "expiresAt");
   const name = input.name ?? DEFAULT_SECRET_NAME;
   const { row, plaintext } = await newSecret(ctx, keyring, {
-    repoId: input.repoId,
+    repoId,
     name,
     expiresAt: input.expiresAt ?? null,
     rotatedFrom: null,
@@ -144,7 +146,7 @@ export async function createSecret(
   try {
     const [[secret]] = await ctx.db.batch([
       ctx.db.insert(hmacSecrets).values(row).returning(secretInfoColumns),
-      auditSecretChange(ctx, "hmac_secret_created", input.repoId, "HMAC secret created", {
+      auditSecretChange(ctx, "hmac_secret_created", repoId, "HMAC secret created", {
         secretId: row.id,
         keyId: row.keyId,
         name,
@@ -152,14 +154,15 @@ export async function createSecret(
     ]);
     return { secret, plaintext };
   } catch (error) {
-    if (findSqlState(error) === "23503") throw new RepoNotFoundError(input.repoId);
+    if (findSqlState(error) === "23503") throw new RepoNotFoundError(repoId);
     throw error;
   }
 }
 
 /** Every secret of a repo, newest first, without any secret material. */
-export async function listSecrets(ctx: ServiceContext, repoId: string): Promise<SecretInfo[]> {
-  if (!isUuid(repoId)) return [];
+export async function listSecrets(ctx: ServiceContext, anyRepoId: string): Promise<SecretInfo[]> {
+  const repoId = canonicalUuid(anyRepoId);
+  if (!repoId) return [];
   return ctx.db
     .select(secretInfoColumns)
     .from(hmacSecrets)
@@ -168,10 +171,12 @@ export async function listSecrets(ctx: ServiceContext, repoId: string): Promise<
 }
 
 /** An unrevoked secret of the repo, or SecretNotFoundError. */
-async function findLiveSecret(ctx: ServiceContext, repoId: string, secretId: string) {
-  if (!isUuid(repoId) || !isUuid(secretId)) throw new SecretNotFoundError(repoId, secretId);
+async function findLiveSecret(ctx: ServiceContext, anyRepoId: string, anySecretId: string) {
+  const repoId = canonicalUuid(anyRepoId);
+  const secretId = canonicalUuid(anySecretId);
+  if (!repoId || !secretId) throw new SecretNotFoundError(anyRepoId, anySecretId);
   const [found] = await ctx.db
-    .select(secretInfoColumns)
+    .select({ ...secretInfoColumns, repoId: hmacSecrets.repoId })
     .from(hmacSecrets)
     .where(
       and(
@@ -209,7 +214,7 @@ export async function rotateSecret(
   const overlapEnd = new Date(ctx.now().getTime() + overlapHours * 3_600_000);
   const oldExpiresAt = old.expiresAt && old.expiresAt < overlapEnd ? old.expiresAt : overlapEnd;
   const { row, plaintext } = await newSecret(ctx, keyring, {
-    repoId: input.repoId,
+    repoId: old.repoId,
     name: old.name,
     expiresAt: null,
     rotatedFrom: old.id,
@@ -220,7 +225,7 @@ export async function rotateSecret(
       .update(hmacSecrets)
       .set({ expiresAt: oldExpiresAt })
       .where(and(eq(hmacSecrets.id, old.id), eq(hmacSecrets.revoked, false))),
-    auditSecretChange(ctx, "hmac_secret_rotated", input.repoId, "HMAC secret rotated", {
+    auditSecretChange(ctx, "hmac_secret_rotated", old.repoId, "HMAC secret rotated", {
       secretId: row.id,
       keyId: row.keyId,
       name: old.name,
@@ -245,7 +250,7 @@ export async function revokeSecret(
       .set({ revoked: true, active: false, revokedAt: ctx.now() })
       .where(and(eq(hmacSecrets.id, found.id), eq(hmacSecrets.revoked, false)))
       .returning(secretInfoColumns),
-    auditSecretChange(ctx, "hmac_secret_revoked", input.repoId, "HMAC secret revoked", {
+    auditSecretChange(ctx, "hmac_secret_revoked", found.repoId, "HMAC secret revoked", {
       secretId: found.id,
       keyId: found.keyId,
       name: found.name,
@@ -309,6 +314,7 @@ export async function activeSigningSecrets(
   keyring: Keyring,
   repoId: string,
 ): Promise<SigningSecret[]> {
-  if (!isUuid(repoId)) return [];
-  return decryptSigningSecrets(keyring, repoId, await activeSecretsQuery(ctx, repoId));
+  const canonical = canonicalUuid(repoId);
+  if (!canonical) return [];
+  return decryptSigningSecrets(keyring, canonical, await activeSecretsQuery(ctx, canonical));
 }

@@ -331,6 +331,19 @@ export const TABLES: Record<string, TableSpec> = {
     fks: ["repo_id → repos.id cascade", "rotated_from → hmac_secrets.id set null", "created_by → users.id set null"],
     indexes: ["(repo_id) WHERE (active AND (NOT revoked))", "(secret_sha256)"],
   },
+  // Not in schema.md: added by migration 0006 for the aggregated authentication-failure audit (ADR 0005).
+  auth_failure_tallies: {
+    noId: true,
+    columns: [
+      "subject_id text!",
+      "reason text!",
+      `window_start ${TS}!`,
+      "failures integer! = 1",
+      `last_at ${TS}!`,
+    ],
+    unique: ["subject_id,reason,window_start"],
+    indexes: ["(window_start)"],
+  },
   data_subject_requests: {
     columns: [
       "user_id uuid!",

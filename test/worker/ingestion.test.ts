@@ -1,6 +1,7 @@
 import { asc, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { ingestions, testCases, testRuns } from "../../src/db/schema";
+import { sha256Hex } from "../../src/lib/encoding";
 import { countingBindings, payload, repoWithSecret, rowCounts, sampleTests, testDb, upload } from "./ingestion-support";
 
 describe("POST /api/ingestion stores every result", () => {
@@ -82,7 +83,7 @@ describe("POST /api/ingestion stores every result", () => {
     expect(await rowCounts(repo.repoId)).toMatchObject({ ingestions: 2, test_cases: 3, test_runs: 6 });
   });
 
-  it("the v1 scheme stores too, keyed by the payload's idempotency_key or the run", async () => {
+  it("the v1 scheme stores too, keyed by the payload's idempotency_key or the body's SHA-256", async () => {
     const repo = await repoWithSecret();
     const body = payload(repo.repoId);
     const first = await upload(body, { ...repo, scheme: "v1" });
@@ -95,7 +96,23 @@ describe("POST /api/ingestion stores every result", () => {
       .select({ key: ingestions.idempotencyKey })
       .from(ingestions)
       .where(eq(ingestions.repoId, repo.repoId));
-    expect(keys.map((k) => k.key).sort()).toEqual([`auto:${"a".repeat(40)}:${body.run_id}:vitest`, "ci-42-shard-1"]);
+    const digest = await sha256Hex(new TextEncoder().encode(JSON.stringify(body)));
+    expect(keys.map((k) => k.key).sort()).toEqual([`auto:sha256:${digest}`, "ci-42-shard-1"]);
+  });
+
+  it("shards of one anchorpipe v1 run (same run_id, no idempotency_key, other tests) are each stored", async () => {
+    const repo = await repoWithSecret();
+    const shared = { run_id: "ci-run-77", commit_sha: "f".repeat(40) };
+    const shard1 = payload(repo.repoId, shared, sampleTests(4));
+    const shard2 = payload(repo.repoId, shared, sampleTests(4).map((t) => ({ ...t, name: `${t.name} (shard 2)` })));
+    for (const shard of [shard1, shard2]) {
+      const res = await upload(shard, { ...repo, scheme: "v1" });
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(await res.json()).toMatchObject({ isDuplicate: false, summary: { tests_parsed: 4 } });
+    }
+    // Only a byte-identical resend is a duplicate.
+    expect(await (await upload(shard2, { ...repo, scheme: "v1" })).json()).toMatchObject({ isDuplicate: true });
+    expect(await rowCounts(repo.repoId)).toMatchObject({ ingestions: 2, test_cases: 8, test_runs: 8 });
   });
 
   it("counts reruns, keeps suites and tags, and reports flaky candidates", async () => {

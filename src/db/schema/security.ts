@@ -1,5 +1,17 @@
 import { sql } from "drizzle-orm";
-import { type AnyPgColumn, boolean, index, inet, jsonb, pgTable, smallint, text, uuid } from "drizzle-orm/pg-core";
+import {
+  type AnyPgColumn,
+  boolean,
+  index,
+  inet,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  smallint,
+  text,
+  uuid,
+} from "drizzle-orm/pg-core";
 import { createdAt, id, timestamptz } from "./columns";
 import { repos, users } from "./core";
 import { auditAction, auditSubject } from "./enums";
@@ -59,6 +71,29 @@ export const hmacSecrets = pgTable(
   (t) => [
     index("hmac_secrets_active_repo_idx").on(t.repoId).where(sql`${t.active} AND NOT ${t.revoked}`),
     index("hmac_secrets_sha256_idx").on(t.secretSha256),
+  ],
+);
+
+/**
+ * Failed upload authentications counted per claimed repository, reason and
+ * minute. The audit log gets one hmac_auth_failure row when a window opens;
+ * later failures in that window only add to `failures` here, so a flood of bad
+ * requests cannot grow the append-only audit table faster than one row per
+ * repository, reason and minute (docs/adr/0005-rate-limits.md).
+ */
+export const authFailureTallies = pgTable(
+  "auth_failure_tallies",
+  {
+    /** The repository id the request claimed, or '' when it named none. */
+    subjectId: text().notNull(),
+    reason: text().notNull(),
+    windowStart: timestamptz().notNull(),
+    failures: integer().notNull().default(1),
+    lastAt: timestamptz().notNull(),
+  },
+  (t) => [
+    primaryKey({ name: "auth_failure_tallies_pk", columns: [t.subjectId, t.reason, t.windowStart] }),
+    index("auth_failure_tallies_window_idx").on(t.windowStart),
   ],
 );
 

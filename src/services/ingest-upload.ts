@@ -1,0 +1,108 @@
+import { idempotencyKeyFor, issueDetails, payloadSchema } from "../contract/ingestion";
+import { normalizeResults } from "../ingestion/normalize";
+import type { ClientInfo } from "../lib/client-info";
+import { describeDbError } from "../lib/db-errors";
+import { sha256Hex } from "../lib/encoding";
+import { ApiError } from "../lib/errors";
+import { log } from "../lib/logger";
+import type { ServiceContext } from "./context";
+import {
+  type IngestionResponse,
+  IngestionIncompleteError,
+  IngestionRefusedError,
+  storeIngestion,
+} from "./ingestion";
+import type { AuthenticatedUpload } from "./upload-auth";
+
+/**
+ * An authenticated upload, from its raw bytes to stored rows: decode, parse,
+ * validate against the wire contract, normalise (reports parsed, output
+ * redacted), check the repository, store. Every client mistake is an ApiError
+ * (4xx) thrown before anything is written; see services/ingestion.ts for how
+ * the write itself stays all-or-nothing.
+ */
+export async function ingestUpload(
+  ctx: ServiceContext,
+  input: { auth: AuthenticatedUpload; body: Uint8Array<ArrayBuffer>; client: ClientInfo },
+): Promise<IngestionResponse> {
+  const { auth, body } = input;
+  const now = ctx.now();
+  const json = decodeJson(body);
+  const parsed = payloadSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new ApiError("validation_failed", "The payload is invalid.", issueDetails(parsed.error));
+  }
+  const payload = parsed.data;
+  const normalized = normalizeResults(payload, now);
+  if (!normalized.ok) throw new ApiError("validation_failed", "The payload is invalid.", normalized.details);
+  if (payload.repo_id.toLowerCase() !== auth.repoId) {
+    throw new ApiError("forbidden", "repo_id does not match the repository the request is signed for.");
+  }
+
+  const bodySha256 = await sha256Hex(body);
+  const environment = payload.environment ?? null;
+  const outcome = await storeIngestion(ctx, {
+    repoId: auth.repoId,
+    idempotencyKey: idempotencyKeyFor(auth.scheme, {
+      webhookId: auth.webhookId,
+      payloadKey: payload.idempotency_key,
+      bodySha256Hex: bodySha256,
+    }),
+    commitSha: payload.commit_sha.toLowerCase(),
+    runId: payload.run_id,
+    framework: payload.framework,
+    branch: payload.branch ?? null,
+    pullRequest: payload.pull_request ?? null,
+    environment,
+    environmentHash: environment ? await sha256Hex(canonicalJson(environment)) : null,
+    metadata: payload.metadata ?? null,
+    scheme: auth.scheme,
+    secretId: auth.secret.id,
+    keyId: auth.secret.keyId,
+    payloadSha256: bodySha256,
+    results: normalized.results,
+    userAgent: input.client.userAgent,
+    ipAddress: input.client.ipAddress,
+  }).catch((error: unknown) => {
+    if (error instanceof IngestionIncompleteError) {
+      throw new ApiError("service_unavailable", "The same upload is being stored by another request; retry shortly.");
+    }
+    if (error instanceof IngestionRefusedError) {
+      // Validation should have caught it: log the shape (never the values) so the rule can be added.
+      log.warn("ingestion.refused_by_database", { requestId: ctx.requestId, ...describeDbError(error.cause) });
+      throw new ApiError("validation_failed", "The payload is invalid.", [
+        { path: "(upload)", message: `the database refused a value (SQLSTATE ${error.sqlState}); nothing was stored` },
+      ]);
+    }
+    throw error;
+  });
+  if (outcome.kind === "conflict") {
+    throw new ApiError("conflict", "This idempotency key was already used for a different payload.");
+  }
+  return outcome.response;
+}
+
+function decodeJson(body: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body);
+  } catch {
+    throw new ApiError("bad_request", "The body is not valid UTF-8.");
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    // SyntaxError says where it broke; a RangeError (nesting beyond the stack) says nothing of the body.
+    const where = error instanceof SyntaxError ? error.message : "it is nested too deeply";
+    throw new ApiError("bad_request", `The body is not valid JSON: ${where}`);
+  }
+}
+
+/** Key order must not change the hash of the same environment. */
+function canonicalJson(value: Record<string, string>): string {
+  return JSON.stringify(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, value[key]]),
+  );
+}

@@ -1,0 +1,114 @@
+import { eq, sql } from "drizzle-orm";
+import { canonicalUuid, HEADERS, type SignatureScheme, WEBHOOK_ID_PATTERN } from "../contract/ingestion";
+import { repositoryConfigs } from "../db/schema";
+import { type SignedRequest, signedRequestFrom, type VerificationFailure, verifySignature } from "../ingestion/signature";
+import type { ClientInfo } from "../lib/client-info";
+import { ApiError } from "../lib/errors";
+import { DecryptError, type Keyring } from "../lib/keyring";
+import type { ServiceContext } from "./context";
+import { type RateLimiter, rateLimited } from "./rate-limits";
+import { activeSecretsQuery, decryptSigningSecrets, type SigningSecret } from "./secrets";
+
+/**
+ * Who sent an upload: the repository named by `Authorization: Bearer <repo
+ * id>`, proven by a signature with one of its secrets (spec/ingestion.md,
+ * "Authentication"). Used by every route that takes signed CI requests.
+ */
+
+export interface AuthenticatedUpload {
+  /** Canonical (lower-case) repository id. */
+  repoId: string;
+  scheme: SignatureScheme;
+  secret: SigningSecret;
+  /** v2 only: the webhook-id, which is also the idempotency key. */
+  webhookId?: string;
+}
+
+export interface AuthenticateUploadInput {
+  body: Uint8Array;
+  headers: Headers;
+  keyring: Keyring;
+  client: ClientInfo;
+  /** Counts failed authentications per client address; absent means unlimited. */
+  failureLimiter?: RateLimiter;
+}
+
+export type AuthFailureReason = VerificationFailure | "missing_authorization" | "malformed_idempotency_key";
+
+/** Every authentication failure looks the same from outside: no hint which part failed. */
+const unauthorized = () => new ApiError("unauthorized", "Missing or invalid signature.");
+
+const BEARER = /^Bearer[ \t]+([^ \t]+)$/i;
+
+export async function authenticateUpload(
+  ctx: ServiceContext,
+  input: AuthenticateUploadInput,
+): Promise<AuthenticatedUpload> {
+  const claimed = BEARER.exec(input.headers.get(HEADERS.authorization) ?? "")?.[1] ?? null;
+  const repoId = claimed === null ? null : canonicalUuid(claimed);
+  const signed = signedRequestFrom(input.headers);
+  const fail = (reason: AuthFailureReason) => rejectUpload(ctx, input, { repoId, reason, scheme: signed?.scheme });
+
+  if (!repoId || !signed) throw await fail("missing_authorization");
+  if (signed.scheme === "v2" && signed.webhookId !== undefined && !WEBHOOK_ID_PATTERN.test(signed.webhookId)) {
+    throw await fail("malformed_idempotency_key");
+  }
+
+  // One database request: the repository's secrets, and for v1 also whether it still accepts v1.
+  const [stored, policy] =
+    signed.scheme === "v1"
+      ? await ctx.db.batch([
+          activeSecretsQuery(ctx, repoId),
+          ctx.db
+            .select({ requireTimestamped: repositoryConfigs.requireTimestampedSignature })
+            .from(repositoryConfigs)
+            .where(eq(repositoryConfigs.repoId, repoId)),
+        ])
+      : [await activeSecretsQuery(ctx, repoId), []];
+  const secrets = await decryptSigningSecrets(input.keyring, repoId, stored).catch((error: unknown) => {
+    // A stored secret that no configured key can open is our misconfiguration, not the client's bad signature.
+    if (error instanceof DecryptError) throw new ApiError("misconfigured", "Signature verification is misconfigured.");
+    throw error;
+  });
+  const allowV1 = !(policy[0]?.requireTimestamped ?? false);
+  const verification = await verifySignature(input.body, signed, secrets, ctx.now(), { allowV1 });
+  if (!verification.ok) throw await fail(verification.reason);
+  return { repoId, scheme: signed.scheme, secret: verification.secret, webhookId: webhookIdOf(signed) };
+}
+
+function webhookIdOf(signed: SignedRequest): string | undefined {
+  return signed.scheme === "v2" ? signed.webhookId : undefined;
+}
+
+/**
+ * Records a failed authentication and returns the error to answer with. A
+ * client address past its budget of failures gets 429 and writes nothing.
+ * Otherwise the failure is counted per claimed repository, reason and minute;
+ * the first failure of such a window also writes the hmac_auth_failure audit
+ * row, in the same statement.
+ */
+async function rejectUpload(
+  ctx: ServiceContext,
+  input: AuthenticateUploadInput,
+  failure: { repoId: string | null; reason: AuthFailureReason; scheme?: SignatureScheme },
+): Promise<ApiError> {
+  const limited = await rateLimited(input.failureLimiter, `auth-failure:${input.client.ipAddress ?? "unknown"}`);
+  if (limited) return limited;
+  const now = ctx.now();
+  const windowStart = new Date(Math.floor(now.getTime() / 60_000) * 60_000).toISOString();
+  const metadata = JSON.stringify({ reason: failure.reason, scheme: failure.scheme ?? null, windowStart });
+  await ctx.db.execute(sql`
+    with tally as (
+      insert into auth_failure_tallies (subject_id, reason, window_start, failures, last_at)
+      values (${failure.repoId ?? ""}, ${failure.reason}, ${windowStart}, 1, ${now.toISOString()})
+      on conflict (subject_id, reason, window_start) do update
+        set failures = auth_failure_tallies.failures + 1, last_at = excluded.last_at
+      returning (xmax = 0) as opened
+    )
+    insert into audit_logs (action, subject, subject_id, description, metadata, request_id, user_agent, ip_address,
+      created_at)
+    select 'hmac_auth_failure', 'security', ${failure.repoId}, 'upload signature rejected', ${metadata}::jsonb,
+      ${ctx.requestId ?? null}, ${input.client.userAgent}, ${input.client.ipAddress}::inet, ${now.toISOString()}
+    from tally where opened`);
+  return unauthorized();
+}
