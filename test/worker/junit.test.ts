@@ -168,18 +168,29 @@ describe("parseJunit: pytest", () => {
     expect(results.every((r) => r.startedAt === "2025-11-15T16:51:49.548Z")).toBe(true);
   });
 
-  it("path is the file attribute when present; tests inherited from one file by two classes stay apart", () => {
+  it("path is the file attribute when present; the class qualifies the name, so tests inherited from one file by two classes stay apart", () => {
     const horovod = parseJunit(pytestHorovod);
     const shared = horovod.filter(
-      (r) => r.path === "test/integration/elastic_common.py" && r.name === "test_all_ranks_failure",
+      (r) => r.path === "test/integration/elastic_common.py" && r.name.endsWith("::test_all_ranks_failure"),
     );
-    expect(shared.map((r) => [r.suite, r.durationMs, r.rerunCount])).toEqual([
-      ["test.integration.test_elastic_torch.ElasticTorchTests", 2874, 0],
-      ["test.integration.test_elastic_tensorflow.ElasticTensorFlowTests", 4603, 0],
+    expect(shared.map((r) => [r.name, r.suite, r.durationMs, r.rerunCount])).toEqual([
+      [
+        "test.integration.test_elastic_torch.ElasticTorchTests::test_all_ranks_failure",
+        "test.integration.test_elastic_torch.ElasticTorchTests",
+        2874,
+        0,
+      ],
+      [
+        "test.integration.test_elastic_tensorflow.ElasticTensorFlowTests::test_all_ranks_failure",
+        "test.integration.test_elastic_tensorflow.ElasticTensorFlowTests",
+        4603,
+        0,
+      ],
     ]);
+    // The class's module is the file itself: only the class qualifies the name (pytest's node id shape).
     expect(horovod[0]).toMatchObject({
       path: "test/integration/test_elastic_torch.py",
-      name: "test_all_hosts_blacklisted",
+      name: "ElasticTorchTests::test_all_hosts_blacklisted",
       status: "skip",
       startedAt: "2020-08-31T09:25:25.803Z",
       durationMs: 3,
@@ -286,11 +297,11 @@ describe("parseJunit: nested suites", () => {
     ]);
   });
 
-  it("bun: file attributes inside nested describe suites", () => {
+  it("bun: file attributes inside nested describe suites; the describe path qualifies the name as in jest", () => {
     expect(parseJunit(bunNested).map((r) => [r.path, r.name, r.suite, r.status])).toEqual([
       ["math.test.ts", "top-level", undefined, "pass"],
-      ["math.test.ts", "passes", "add", "pass"],
-      ["math.test.ts", "fails", "negative &gt; add", "fail"],
+      ["math.test.ts", "add passes", "add", "pass"],
+      ["math.test.ts", "negative &gt; add fails", "negative &gt; add", "fail"],
     ]);
   });
 });
