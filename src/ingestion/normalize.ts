@@ -63,6 +63,9 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
           parsed.push({
             ...result,
             startedAt: result.startedAt ?? now.toISOString(),
+            // A duration a report writer got wrong (negative, or beyond the int column) is unknown, not an error.
+            durationMs:
+              result.durationMs !== undefined && result.durationMs <= LIMITS.maxDurationMs ? result.durationMs : undefined,
             failureDetails:
               result.failureDetails === undefined
                 ? undefined
