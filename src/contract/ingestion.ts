@@ -85,7 +85,9 @@ export function canonicalUuid(value: string): string | null {
  * unpaired UTF-16 surrogate (it has no UTF-8 encoding). Each alternative looks
  * at one or two characters, so the scan is linear.
  */
-const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSTORABLE_SOURCE = "\\u0000|[\\ud800-\\udbff](?![\\udc00-\\udfff])|(?<![\\ud800-\\udbff])[\\udc00-\\udfff]";
+const UNSTORABLE = new RegExp(UNSTORABLE_SOURCE);
+const UNSTORABLE_ALL = new RegExp(UNSTORABLE_SOURCE, "g");
 
 export function isStorableText(value: string): boolean {
   return !UNSTORABLE.test(value);
@@ -96,7 +98,7 @@ export const UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired U
 
 /** NUL becomes U+FFFD and unpaired surrogates become U+FFFD: used for failure output, which CI really fills with them. */
 export function cleanText(value: string): string {
-  return value.replace(/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+  return value.replace(UNSTORABLE_ALL, "\ufffd");
 }
 
 const storable = () => z.string().refine(isStorableText, UNSTORABLE_MESSAGE);
@@ -188,9 +190,7 @@ export const payloadSchema = z
     tests: z.array(testResultSchema).min(1).max(LIMITS.results).optional(),
     reports: z.array(reportSchema).min(1).max(LIMITS.reports).optional(),
     branch: storable().min(1).max(255).nullish(),
-    pull_request: z
-      .union([storable().min(1).max(255), z.number().int().nonnegative().transform(String)])
-      .nullish(),
+    pull_request: z.union([storable().min(1).max(255), z.number().int().nonnegative().transform(String)]).nullish(),
     environment: z
       .record(storable().min(1).max(100), storable().max(1000))
       .refine(

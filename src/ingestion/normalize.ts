@@ -65,7 +65,9 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
             startedAt: result.startedAt ?? now.toISOString(),
             // A duration a report writer got wrong (negative, or beyond the int column) is unknown, not an error.
             durationMs:
-              result.durationMs !== undefined && result.durationMs <= LIMITS.maxDurationMs ? result.durationMs : undefined,
+              result.durationMs !== undefined && result.durationMs <= LIMITS.maxDurationMs
+                ? result.durationMs
+                : undefined,
             failureDetails:
               result.failureDetails === undefined
                 ? undefined
@@ -81,7 +83,10 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
       return {
         ok: false,
         details: [
-          { path: "reports", message: `the reports hold ${parsed.length} results; at most ${LIMITS.results} per upload` },
+          {
+            path: "reports",
+            message: `the reports hold ${parsed.length} results; at most ${LIMITS.results} per upload`,
+          },
         ],
       };
     }

@@ -59,7 +59,8 @@ export const notFound: NotFoundHandler<AppEnv> = (c) =>
   envelope(c, new ApiError("not_found", `No route for ${c.req.method} ${c.req.path}.`));
 
 function hasQuery(error: unknown): boolean {
-  for (let e = error; e instanceof Error; e = e.cause) if (typeof (e as { query?: unknown }).query === "string") return true;
+  for (let e = error; e instanceof Error; e = e.cause)
+    if (typeof (e as { query?: unknown }).query === "string") return true;
   return false;
 }
 

@@ -6,12 +6,7 @@ import { sha256Hex } from "../lib/encoding";
 import { ApiError } from "../lib/errors";
 import { log } from "../lib/logger";
 import type { ServiceContext } from "./context";
-import {
-  type IngestionResponse,
-  IngestionIncompleteError,
-  IngestionRefusedError,
-  storeIngestion,
-} from "./ingestion";
+import { IngestionIncompleteError, IngestionRefusedError, type IngestionResponse, storeIngestion } from "./ingestion";
 import type { AuthenticatedUpload } from "./upload-auth";
 
 /**

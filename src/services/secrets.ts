@@ -1,8 +1,8 @@
 import { and, desc, eq, gt, isNull, or } from "drizzle-orm";
+import { canonicalUuid } from "../contract/ingestion";
 import { hmacSecrets } from "../db/schema";
 import { findSqlState } from "../lib/db-errors";
 import { bytesToBase64, bytesToHex, randomBytes, sha256Hex } from "../lib/encoding";
-import { canonicalUuid } from "../contract/ingestion";
 import { decrypt, encrypt, type Keyring } from "../lib/keyring";
 import { auditQuery } from "./audit";
 import type { ServiceContext } from "./context";

@@ -1,7 +1,12 @@
 import { eq, sql } from "drizzle-orm";
 import { canonicalUuid, HEADERS, type SignatureScheme, WEBHOOK_ID_PATTERN } from "../contract/ingestion";
 import { repositoryConfigs } from "../db/schema";
-import { type SignedRequest, signedRequestFrom, type VerificationFailure, verifySignature } from "../ingestion/signature";
+import {
+  type SignedRequest,
+  signedRequestFrom,
+  type VerificationFailure,
+  verifySignature,
+} from "../ingestion/signature";
 import type { ClientInfo } from "../lib/client-info";
 import { ApiError } from "../lib/errors";
 import { DecryptError, type Keyring } from "../lib/keyring";

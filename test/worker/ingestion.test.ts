@@ -96,7 +96,7 @@ describe("POST /api/ingestion stores every result", () => {
       .select({ key: ingestions.idempotencyKey })
       .from(ingestions)
       .where(eq(ingestions.repoId, repo.repoId));
-    const digest = await sha256Hex(new TextEncoder().encode(JSON.stringify(body)));
+    const digest = await sha256Hex(new TextEncoder().encode(JSON.stringify(body)) as Uint8Array<ArrayBuffer>);
     expect(keys.map((k) => k.key).sort()).toEqual([`auto:sha256:${digest}`, "ci-42-shard-1"]);
   });
 
@@ -104,7 +104,11 @@ describe("POST /api/ingestion stores every result", () => {
     const repo = await repoWithSecret();
     const shared = { run_id: "ci-run-77", commit_sha: "f".repeat(40) };
     const shard1 = payload(repo.repoId, shared, sampleTests(4));
-    const shard2 = payload(repo.repoId, shared, sampleTests(4).map((t) => ({ ...t, name: `${t.name} (shard 2)` })));
+    const shard2 = payload(
+      repo.repoId,
+      shared,
+      sampleTests(4).map((t) => ({ ...t, name: `${t.name} (shard 2)` })),
+    );
     for (const shard of [shard1, shard2]) {
       const res = await upload(shard, { ...repo, scheme: "v1" });
       expect(res.status, await res.clone().text()).toBe(200);
