@@ -80,6 +80,8 @@ export const TABLES: Record<string, TableSpec> = {
       "telemetry_opt_in boolean! = false",
       "preferences jsonb",
       `deleted_at ${TS}`,
+      // spec/api.md, "Platform admins" (migration 0007).
+      "is_platform_admin boolean! = false",
     ],
     unique: ["github_id", "lower(email)"],
   },

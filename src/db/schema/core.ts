@@ -48,6 +48,8 @@ export const users = pgTable(
     preferences: jsonb(),
     /** Set by a DSR deletion: the row stays so history keeps its references; the personal data is gone. */
     deletedAt: timestamptz(),
+    /** Operators: the global audit view and operator endpoints. Never a bypass of repository roles. */
+    isPlatformAdmin: boolean().notNull().default(false),
   },
   (t) => [uniqueIndex("users_email_lower_unique").on(sql`lower(${t.email})`).where(sql`${t.email} IS NOT NULL`)],
 );
