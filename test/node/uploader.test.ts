@@ -8,17 +8,12 @@ import fc from "fast-check";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CiInfo, detectCi } from "../../tools/uploader/ci-env.ts";
+import { countTestcases, escapedLength, splitJUnitXml } from "../../tools/uploader/junit-split.ts";
+import { type PayloadFields, planParts, type UploadGroup } from "../../tools/uploader/parts.ts";
+import { resolveRunContext } from "../../tools/uploader/run-context.ts";
 import { backoffDelay, parseRetryAfter } from "../../tools/uploader/send.ts";
 import { decodeWebhookSecret, SecretFormatError, signedHeaders, signV1, signV2 } from "../../tools/uploader/sign.ts";
-import {
-  countTestcases,
-  escapedLength,
-  type PayloadFields,
-  planParts,
-  splitJUnitXml,
-  type UploadGroup,
-} from "../../tools/uploader/split.ts";
-import { resolveRunContext, UploadError, type UploadOptions, upload } from "../../tools/uploader/upload.ts";
+import { UploadError, type UploadOptions, upload } from "../../tools/uploader/upload.ts";
 import { type CliRun, runUploadCli } from "./uploader-cli.ts";
 
 const REPO_ID = "6b1f3c9e-1111-4222-8333-944445555666";
@@ -366,7 +361,10 @@ describe("splitting", () => {
       value: { path: "a.test.ts", name: `t${i}`, status: "pass", startedAt: "2026-03-01T10:00:00Z" },
       source: "results.json",
     }));
-    const { parts } = planParts([{ kind: "tests", fields: FIELDS, tests }], { maxResults: 10_000, maxBytes: 5 << 20 });
+    const { parts } = planParts([{ kind: "tests", fields: FIELDS, items: tests }], {
+      maxResults: 10_000,
+      maxBytes: 5 << 20,
+    });
     expect(parts.map((p) => p.results)).toEqual([10_000, 10_000, 5_000]);
     const names = parts.flatMap((p) => JSON.parse(text(p.body)).tests.map((t: { name: string }) => t.name));
     expect(names).toEqual(tests.map((t) => t.value.name));
@@ -389,7 +387,7 @@ describe("splitting", () => {
       source: "r.json",
     }));
     const maxBytes = 100 * 1024;
-    const { parts } = planParts([{ kind: "tests", fields: FIELDS, tests }], { maxResults: 10_000, maxBytes });
+    const { parts } = planParts([{ kind: "tests", fields: FIELDS, items: tests }], { maxResults: 10_000, maxBytes });
     expect(parts.length).toBeGreaterThan(5);
     for (const p of parts) expect(p.body.length).toBeLessThanOrEqual(maxBytes);
     expect(parts.reduce((n, p) => n + p.results, 0)).toBe(300);
@@ -402,13 +400,15 @@ describe("splitting", () => {
 
   it("puts at most 100 report files in one body", () => {
     const reports = Array.from({ length: 250 }, (_, i) => ({
-      format: "junit",
-      content: junitDocument([
-        { name: `s${i}`, cases: [{ classname: "c", name: "t", kind: "pass" as const, out: 0 }] },
-      ]),
+      value: {
+        format: "junit",
+        content: junitDocument([
+          { name: `s${i}`, cases: [{ classname: "c", name: "t", kind: "pass" as const, out: 0 }] },
+        ]),
+      },
       source: `r${i}.xml`,
     }));
-    const { parts } = planParts([{ kind: "reports", fields: FIELDS, reports }], {
+    const { parts } = planParts([{ kind: "reports", fields: FIELDS, items: reports }], {
       maxResults: 10_000,
       maxBytes: 5 << 20,
     });
@@ -524,9 +524,9 @@ describe("splitting", () => {
     const group = (content: string, runId = "run-1"): UploadGroup => ({
       kind: "reports",
       fields: { ...FIELDS, run_id: runId },
-      reports: [
-        { format: "junit", content: small, source: "small.xml" },
-        { format: "junit", content, source: "big.xml" },
+      items: [
+        { value: { format: "junit", content: small }, source: "small.xml" },
+        { value: { format: "junit", content }, source: "big.xml" },
       ],
     });
     const limits = { maxResults: 10_000, maxBytes: 16 * 1024 };

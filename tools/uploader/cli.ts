@@ -1,13 +1,21 @@
 #!/usr/bin/env node
 /**
  * `anchorpipe upload`: sends CI test results to anchorpipe edge. See README.md next to this file.
- * Runs on Node ≥ 22.18 as plain TypeScript (type stripping), no build step.
+ * From a checkout it runs on Node ≥ 22.18 as plain TypeScript (type stripping); `npm run build:uploader`
+ * bundles it into the installable package (packages/uploader), which runs on Node ≥ 18.
  */
-import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { createReporter } from "./send.ts";
-import { FRAMEWORKS, type Framework } from "./split.ts";
-import { DEFAULT_URL, DEFAULTS, UploadError, upload } from "./upload.ts";
+import {
+  FRAMEWORKS,
+  type Framework,
+  LIMITS,
+  SIGNATURE_SCHEMES,
+  type SignatureScheme,
+} from "../../src/contract/ingestion.ts";
+import { UploadError } from "./errors.ts";
+import { createReporter } from "./reporter.ts";
+import { DEFAULT_URL, DEFAULTS, upload } from "./upload.ts";
+import { uploaderVersion } from "./version.ts";
 
 // A flag would put the secret in shell history and CI logs, and commander echoes unknown options
 // ("--secret=…") back in its error. Refuse before commander sees it, without repeating the value.
@@ -19,21 +27,16 @@ if (process.argv.slice(2).some((arg) => SECRET_FLAG.test(arg))) {
   process.exit(1);
 }
 
-function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-      version?: string;
-    };
-    return pkg.version ?? "0.0.0";
-  } catch {
-    return "0.0.0";
-  }
-}
+const version = uploaderVersion();
 
-function wholeNumber(min: number) {
+function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
-    if (!/^\d+$/.test(value.trim()) || Number(value) < min) {
-      throw new InvalidArgumentError(`expected a whole number ≥ ${min}`);
+    if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
+      throw new InvalidArgumentError(
+        max === Number.MAX_SAFE_INTEGER
+          ? `expected a whole number ≥ ${min}`
+          : `expected a whole number from ${min} to ${max}`,
+      );
     }
     return Number(value);
   };
@@ -74,7 +77,7 @@ interface UploadFlags {
   pullRequest?: string;
   runId?: string;
   framework?: Framework;
-  signature: "v1" | "v2";
+  signature: SignatureScheme;
   strict?: boolean;
   maxResults: number;
   maxBytes: number;
@@ -85,7 +88,7 @@ interface UploadFlags {
   quiet?: boolean;
 }
 
-const program = new Command("anchorpipe").description("anchorpipe edge command-line tools").version(version());
+const program = new Command("anchorpipe").description("anchorpipe edge command-line tools").version(version);
 
 program
   .command("upload")
@@ -102,9 +105,9 @@ program
       FRAMEWORKS,
     ),
   )
-  .addOption(new Option("--signature <scheme>", "request signature scheme").choices(["v1", "v2"]).default("v2"))
+  .addOption(new Option("--signature <scheme>", "request signature scheme").choices(SIGNATURE_SCHEMES).default("v2"))
   .option("--strict", "exit 2 when the service is unreachable or keeps failing (default: warn, exit 0)")
-  .option("--max-results <n>", "results per upload", wholeNumber(1), DEFAULTS.maxResults)
+  .option("--max-results <n>", "results per upload", wholeNumber(1, LIMITS.results), DEFAULTS.maxResults)
   .option("--max-bytes <size>", "body bytes per upload (5242880, 5MiB, 512KiB…)", parseSize, DEFAULTS.maxBytes)
   .option("--timeout <seconds>", "per-request timeout", seconds, DEFAULTS.timeoutMs / 1000)
   .option("--retries <n>", "retries on network errors, 408, 429 and 5xx", wholeNumber(0), DEFAULTS.retries)
@@ -145,7 +148,7 @@ Exit codes:
       retryDelayMs: flags.retryDelay,
       dryRun: flags.dryRun,
       quiet: flags.quiet,
-      userAgent: `anchorpipe-uploader/${version()} (node ${process.versions.node})`,
+      userAgent: `anchorpipe-uploader/${version} (node ${process.versions.node})`,
       reporter: createReporter({ quiet: flags.quiet, progress: Boolean(process.stdout.isTTY) }),
     });
     process.exitCode = outcome.exitCode;

@@ -1,5 +1,5 @@
 /**
- * Sends parts to POST /api/ingestion, with retries.
+ * Sends parts to POST /api/ingestion, with retries (p-retry).
  *
  * Retrying is safe because every upload is idempotent: the same key and the same body go out again, and a
  * part the server already stored comes back as a duplicate instead of being stored twice. Network errors,
@@ -7,10 +7,16 @@
  * server gives one); any other 4xx means the request itself is wrong and is never retried. For v2 each
  * attempt is signed again with a fresh timestamp: the server accepts timestamps within ±300 s, and backoff
  * plus Retry-After could otherwise outlive a signature.
+ *
+ * p-retry runs the attempts and decides what is retryable (it gives up at once on a programming error such
+ * as a TypeError that is not a network failure). Its own timer is set to zero: the wait happens in
+ * `onFailedAttempt`, which p-retry awaits, through the injectable `sleep`, so Retry-After can be honoured
+ * and tests never wait on the clock.
  */
-import { MultiBar, Presets } from "cli-progress";
+import pRetry, { AbortError } from "p-retry";
+import type { Part } from "./parts.ts";
+import type { PartOutcome, Reporter, RetryInfo, ServerError, ServerSummary } from "./reporter.ts";
 import { type SignatureScheme, signedHeaders } from "./sign.ts";
-import type { Part } from "./split.ts";
 
 export interface SendOptions {
   /** The full endpoint URL (…/api/ingestion). */
@@ -31,41 +37,6 @@ export interface SendOptions {
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
   now?: () => number;
-}
-
-export type PartStatus = "accepted" | "duplicate" | "rejected" | "unavailable" | "skipped";
-
-export interface ServerSummary {
-  tests_parsed?: number;
-  tests_failed?: number;
-  tests_skipped?: number;
-  flaky_candidates?: number;
-}
-
-export interface ServerError {
-  code?: string;
-  message: string;
-  requestId?: string;
-  details?: unknown;
-}
-
-export interface PartOutcome {
-  index: number;
-  key: string;
-  results: number;
-  status: PartStatus;
-  /** Last HTTP status seen; absent when the service was never reached. */
-  httpStatus?: number;
-  attempts: number;
-  ingestionId?: string;
-  summary?: ServerSummary;
-  error?: ServerError;
-}
-
-export interface RetryInfo {
-  attempt: number;
-  delayMs: number;
-  reason: string;
 }
 
 const RETRYABLE_4XX = new Set([408, 429]);
@@ -123,7 +94,20 @@ export function displayUrl(url: string): string {
   }
 }
 
+/** A 408, 429 or 5xx answer: thrown so that p-retry tries again. */
+class RetryableResponse extends Error {
+  readonly retryAfterMs: number | undefined;
+
+  constructor(status: number, retryAfterMs: number | undefined) {
+    super(`HTTP ${status}`);
+    this.name = "RetryableResponse";
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+type Failure = Omit<PartOutcome, "index" | "key" | "results" | "attempts">;
 
 /** Sends one part, retrying what can be retried. Never throws for HTTP or network failures. */
 async function sendPart(part: Part, options: SendOptions, onRetry?: (info: RetryInfo) => void): Promise<PartOutcome> {
@@ -132,26 +116,32 @@ async function sendPart(part: Part, options: SendOptions, onRetry?: (info: Retry
   const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
   const base = { index: part.index, key: part.key, results: part.results };
-  let last: Omit<PartOutcome, "index" | "key" | "results" | "attempts"> = {
-    status: "unavailable",
-    error: { message: "not sent" },
-  };
+  let attempts = 0;
+  /** Why the latest attempt failed; what the outcome says once p-retry gives up. */
+  let failure: Failure | undefined;
 
-  for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
-    const headers = signedHeaders({
-      scheme: options.scheme,
-      secret: options.secret,
-      repoId: options.repoId,
-      id: part.key,
-      body: part.body,
-      timestamp: Math.floor(now() / 1000),
-    });
+  const attempt = async (attemptNumber: number): Promise<PartOutcome> => {
+    attempts = attemptNumber;
+    failure = undefined;
+    let headers: Record<string, string>;
+    try {
+      headers = signedHeaders({
+        scheme: options.scheme,
+        secret: options.secret,
+        repoId: options.repoId,
+        id: part.key,
+        body: part.body,
+        timestamp: Math.floor(now() / 1000),
+      });
+    } catch (error) {
+      throw new AbortError(error as Error);
+    }
     if (options.userAgent) headers["user-agent"] = options.userAgent;
 
-    let retryAfterMs: number | undefined;
-    let reason: string;
+    let response: Response;
+    let text: string;
     try {
-      const response = await doFetch(options.endpoint, {
+      response = await doFetch(options.endpoint, {
         method: "POST",
         headers,
         body: part.body,
@@ -159,57 +149,60 @@ async function sendPart(part: Part, options: SendOptions, onRetry?: (info: Retry
         redirect: "manual",
         signal: AbortSignal.timeout(options.timeoutMs),
       });
-      const text = await response.text();
-      if (response.ok) {
-        let parsed: { ingestionId?: string; summary?: ServerSummary; isDuplicate?: boolean } = {};
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          // accepted all the same; there is just no summary to show
-        }
-        return {
-          ...base,
-          status: parsed.isDuplicate ? "duplicate" : "accepted",
-          httpStatus: response.status,
-          attempts: attempt,
-          ingestionId: parsed.ingestionId,
-          summary: parsed.summary,
-        };
-      }
-      if (response.status >= 300 && response.status < 400) {
-        const location = response.headers.get("location") ?? "somewhere else";
-        return {
-          ...base,
-          status: "rejected",
-          httpStatus: response.status,
-          attempts: attempt,
-          error: { message: `the service redirects to ${location}; set ANCHORPIPE_URL (or --url) to that address` },
-        };
-      }
-      const error = readError(response.status, text);
-      if (!isRetryableStatus(response.status)) {
-        return { ...base, status: "rejected", httpStatus: response.status, attempts: attempt, error };
-      }
-      last = { status: "unavailable", httpStatus: response.status, error };
-      retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), now());
-      reason = `HTTP ${response.status}`;
+      text = await response.text();
     } catch (error) {
-      reason = networkReason(error, options.timeoutMs);
-      last = {
+      const reason = networkReason(error, options.timeoutMs);
+      failure = {
         status: "unavailable",
         error: { message: `could not reach ${displayUrl(options.endpoint)}: ${reason}` },
       };
+      throw error;
     }
+    const answered = { ...base, httpStatus: response.status, attempts: attemptNumber };
+    if (response.ok) {
+      let parsed: { ingestionId?: string; summary?: ServerSummary; isDuplicate?: boolean } = {};
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // accepted all the same; there is just no summary to show
+      }
+      const status = parsed.isDuplicate ? "duplicate" : "accepted";
+      return { ...answered, status, ingestionId: parsed.ingestionId, summary: parsed.summary };
+    }
+    if (response.status >= 300 && response.status < 400) {
+      const location = response.headers.get("location") ?? "somewhere else";
+      const message = `the service redirects to ${location}; set ANCHORPIPE_URL (or --url) to that address`;
+      return { ...answered, status: "rejected", error: { message } };
+    }
+    const error = readError(response.status, text);
+    if (!isRetryableStatus(response.status)) return { ...answered, status: "rejected", error };
+    failure = { status: "unavailable", httpStatus: response.status, error };
+    throw new RetryableResponse(response.status, parseRetryAfter(response.headers.get("retry-after"), now()));
+  };
 
-    if (attempt > options.retries) return { ...base, ...last, attempts: attempt };
-    const delayMs =
-      retryAfterMs !== undefined
-        ? Math.min(retryAfterMs, options.maxRetryAfterMs ?? 60_000)
-        : backoffDelay(attempt - 1, options.retryDelayMs, options.maxDelayMs ?? 30_000, random);
-    onRetry?.({ attempt, delayMs, reason });
-    await sleep(delayMs);
+  try {
+    return await pRetry(attempt, {
+      retries: options.retries,
+      minTimeout: 0,
+      maxTimeout: 0,
+      randomize: false,
+      onFailedAttempt: async (error) => {
+        if (error.retriesLeft <= 0) return;
+        const retryAfterMs = error instanceof RetryableResponse ? error.retryAfterMs : undefined;
+        const delayMs =
+          retryAfterMs !== undefined
+            ? Math.min(retryAfterMs, options.maxRetryAfterMs ?? 60_000)
+            : backoffDelay(error.attemptNumber - 1, options.retryDelayMs, options.maxDelayMs ?? 30_000, random);
+        const reason = error instanceof RetryableResponse ? error.message : networkReason(error, options.timeoutMs);
+        onRetry?.({ attempt: error.attemptNumber, delayMs, reason });
+        await sleep(delayMs);
+      },
+    });
+  } catch (error) {
+    // Not a failure of the request (signing, a bug): nothing to report as an outcome.
+    if (!failure) throw error;
+    return { ...base, ...failure, attempts };
   }
-  return { ...base, ...last, attempts: options.retries + 1 };
 }
 
 /** Statuses after which the remaining parts would fail the same way, so they are not tried. */
@@ -242,124 +235,4 @@ export async function sendAll(parts: Part[], options: SendOptions, reporter: Rep
     }
   }
   return outcomes;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Output. Information goes to stdout, warnings and errors to stderr; nothing here ever sees the secret.
-
-export interface Reporter {
-  start(parts: Part[]): void;
-  retry(part: Part, info: RetryInfo): void;
-  done(part: Part, outcome: PartOutcome): void;
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-  finish(): void;
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
-
-function label(part: Part): string {
-  return `part ${part.index + 1}/${part.total}`;
-}
-
-function describeOutcome(part: Part, outcome: PartOutcome): string {
-  const s = outcome.summary;
-  const counts = s
-    ? `${plural(s.tests_parsed ?? 0, "test")} parsed, ${s.tests_failed ?? 0} failed, ${s.tests_skipped ?? 0} skipped` +
-      (s.flaky_candidates ? `, ${plural(s.flaky_candidates, "flaky candidate")}` : "")
-    : `${plural(part.results, "result")} sent`;
-  const ingestion = outcome.ingestionId ? ` (ingestion ${outcome.ingestionId})` : "";
-  switch (outcome.status) {
-    case "accepted":
-      return `${label(part)}: ${counts}${ingestion}`;
-    case "duplicate":
-      return `${label(part)}: already received earlier (duplicate, nothing stored twice): ${counts}${ingestion}`;
-    case "skipped":
-      return `${label(part)}: ${outcome.error?.message ?? "skipped"}`;
-    default: {
-      const e = outcome.error;
-      const status = outcome.httpStatus ? `HTTP ${outcome.httpStatus}` : "";
-      const code = e?.code ? ` ${e.code}` : "";
-      const request = e?.requestId ? ` (request ${e.requestId})` : "";
-      const lines = [
-        outcome.status === "rejected"
-          ? `${label(part)} rejected: ${status}${code}: ${e?.message ?? ""}${request}`
-          : `${label(part)} not sent after ${plural(outcome.attempts, "attempt")}: ${status ? `${status}${code}: ` : ""}${e?.message ?? ""}${request}`,
-      ];
-      if (Array.isArray(e?.details)) {
-        for (const d of e.details.slice(0, 20) as Array<{ path?: string; message?: string }>) {
-          lines.push(`    ${d.path ?? ""}: ${d.message ?? JSON.stringify(d)}`);
-        }
-        if (e.details.length > 20) lines.push(`    … and ${e.details.length - 20} more`);
-      }
-      if (outcome.httpStatus === 413) lines.push("    the service's size limit is lower: try a smaller --max-bytes");
-      return lines.join("\n");
-    }
-  }
-}
-
-export interface ReporterOptions {
-  quiet?: boolean;
-  /** Draw a progress bar (only used when there is more than one part). */
-  progress?: boolean;
-  stdout?: NodeJS.WritableStream;
-  stderr?: NodeJS.WritableStream;
-}
-
-export function createReporter(options: ReporterOptions = {}): Reporter {
-  const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
-  let bars: MultiBar | undefined;
-  let bar: ReturnType<MultiBar["create"]> | undefined;
-  let sent = 0;
-
-  const out = (line: string) => {
-    if (options.quiet) return;
-    if (bars) bars.log(`${line}\n`);
-    else stdout.write(`${line}\n`);
-  };
-  const err = (line: string) => {
-    if (bars) bars.log(`${line}\n`);
-    else stderr.write(`${line}\n`);
-  };
-
-  return {
-    start(parts) {
-      if (options.progress && !options.quiet && parts.length > 1) {
-        bars = new MultiBar(
-          {
-            format: "uploading [{bar}] {value}/{total} parts | {results} results",
-            hideCursor: true,
-            clearOnComplete: false,
-            stream: stdout as NodeJS.WriteStream,
-          },
-          Presets.shades_classic,
-        );
-        bar = bars.create(parts.length, 0, { results: 0 });
-      }
-    },
-    retry(part, info) {
-      out(
-        `${label(part)}: ${info.reason}, retrying in ${(info.delayMs / 1000).toFixed(1)} s (attempt ${info.attempt + 1})`,
-      );
-    },
-    done(part, outcome) {
-      const line = describeOutcome(part, outcome);
-      if (outcome.status === "accepted" || outcome.status === "duplicate") out(line);
-      else err(line);
-      sent += outcome.status === "accepted" || outcome.status === "duplicate" ? part.results : 0;
-      bar?.increment(1, { results: sent });
-    },
-    info: out,
-    warn: (message) => err(`warning: ${message}`),
-    error: (message) => err(`error: ${message}`),
-    finish() {
-      bars?.stop();
-      bars = undefined;
-      bar = undefined;
-    },
-  };
 }

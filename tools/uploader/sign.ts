@@ -1,5 +1,6 @@
 /**
- * Request signing for POST /api/ingestion (spec: ingestion.md, "Authentication").
+ * Request signing for POST /api/ingestion (spec: ingestion.md, "Authentication"). Header names, the
+ * webhook-id rule and the secret prefix come from the wire contract.
  *
  * Both schemes sign the exact bytes that go on the wire: callers serialise the body once, sign that buffer
  * and send that same buffer. Re-serialising between signing and sending would change whitespace or key order
@@ -8,8 +9,14 @@
  * Error messages here never contain the secret, not even a prefix of it: they end up in CI logs.
  */
 import { createHmac } from "node:crypto";
+import {
+  HEADERS,
+  type SignatureScheme,
+  WEBHOOK_ID_PATTERN,
+  WEBHOOK_SECRET_PREFIX,
+} from "../../src/contract/ingestion.ts";
 
-export type SignatureScheme = "v1" | "v2";
+export type { SignatureScheme };
 
 export class SecretFormatError extends Error {
   constructor(message: string) {
@@ -32,14 +39,14 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A
  * (any string) would otherwise be "decoded" into a wrong key and every upload would fail with a bare 401.
  */
 export function decodeWebhookSecret(secret: string): Buffer {
-  if (!secret.startsWith("whsec_")) {
+  if (!secret.startsWith(WEBHOOK_SECRET_PREFIX)) {
     throw new SecretFormatError(
-      "ANCHORPIPE_SECRET is not a v2 secret (those start with whsec_). Use --signature v1 for a v1 secret.",
+      `ANCHORPIPE_SECRET is not a v2 secret (those start with ${WEBHOOK_SECRET_PREFIX}). Use --signature v1 for a v1 secret.`,
     );
   }
-  const encoded = secret.slice("whsec_".length);
+  const encoded = secret.slice(WEBHOOK_SECRET_PREFIX.length);
   if (encoded.length === 0 || !BASE64.test(encoded)) {
-    throw new SecretFormatError("ANCHORPIPE_SECRET: the part after whsec_ is not valid base64.");
+    throw new SecretFormatError(`ANCHORPIPE_SECRET: the part after ${WEBHOOK_SECRET_PREFIX} is not valid base64.`);
   }
   return Buffer.from(encoded, "base64");
 }
@@ -48,11 +55,6 @@ export function decodeWebhookSecret(secret: string): Buffer {
 export function signV2(key: Uint8Array, id: string, timestamp: number, body: Bytes): string {
   const mac = createHmac("sha256", key).update(`${id}.${timestamp}.`, "utf8").update(body).digest("base64");
   return `v1,${mac}`;
-}
-
-/** Standard Webhooks ids go into a header: 1–255 printable ASCII characters, no spaces. */
-export function isValidWebhookId(id: string): boolean {
-  return /^[\x21-\x7e]{1,255}$/.test(id);
 }
 
 export interface SignRequest {
@@ -69,16 +71,16 @@ export interface SignRequest {
 /** Every header the ingestion endpoint needs, signature included. */
 export function signedHeaders(req: SignRequest): Record<string, string> {
   const headers: Record<string, string> = {
-    authorization: `Bearer ${req.repoId}`,
+    [HEADERS.authorization]: `Bearer ${req.repoId}`,
     "content-type": "application/json",
   };
   if (req.scheme === "v1") {
-    headers["x-fr-sig"] = signV1(req.secret, req.body);
+    headers[HEADERS.v1Signature] = signV1(req.secret, req.body);
   } else {
-    if (!isValidWebhookId(req.id)) throw new Error("webhook-id must be 1–255 printable ASCII characters");
-    headers["webhook-id"] = req.id;
-    headers["webhook-timestamp"] = String(req.timestamp);
-    headers["webhook-signature"] = signV2(decodeWebhookSecret(req.secret), req.id, req.timestamp, req.body);
+    if (!WEBHOOK_ID_PATTERN.test(req.id)) throw new Error("webhook-id must be 1–255 printable ASCII characters");
+    headers[HEADERS.webhookId] = req.id;
+    headers[HEADERS.webhookTimestamp] = String(req.timestamp);
+    headers[HEADERS.webhookSignature] = signV2(decodeWebhookSecret(req.secret), req.id, req.timestamp, req.body);
   }
   return headers;
 }
