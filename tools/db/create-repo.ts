@@ -1,6 +1,5 @@
-import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { neon, neonConfig } from "@neondatabase/serverless";
+import { Command } from "commander";
 import { and, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/neon-http";
 import type { Db } from "../../src/db/client.ts";
@@ -8,7 +7,9 @@ import * as schema from "../../src/db/schema/index.ts";
 import { type Keyring, KeyringError, parseKeyring } from "../../src/lib/keyring.ts";
 import { createSecret, type SecretInfo } from "../../src/services/secrets.ts";
 import type { Backend } from "../gateway/backends.ts";
+import { connectionString, generatePassword } from "../gateway/credentials.ts";
 import { createGateway } from "../gateway/handler.ts";
+import { isMain, parseToolArgs } from "./command.ts";
 import { openDatabase } from "./connection.ts";
 import { KekError, resolveToolKek } from "./dev-kek.ts";
 
@@ -42,7 +43,6 @@ export interface CreateRepoResult {
 
 /** GitHub's characters for owners and repository names. */
 const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
-const CONNECTION_STRING = "postgres://anchorpipe@create-repo.local:5432/anchorpipe";
 
 /**
  * Runs `work` with a Worker-style drizzle client whose queries go to an
@@ -50,12 +50,15 @@ const CONNECTION_STRING = "postgres://anchorpipe@create-repo.local:5432/anchorpi
  * process-global, so they are put back afterwards.
  */
 export async function withWorkerDb<T>(backend: Backend, work: (db: Db) => Promise<T>): Promise<T> {
-  const gateway = createGateway({ backend });
+  // An operator's tool: it runs as the backend's own connection user (role null), with a one-off password.
+  const user = { name: "create-repo", password: generatePassword(), role: null };
+  const gateway = createGateway({ backend, users: [user] });
   const saved = { endpoint: neonConfig.fetchEndpoint, fetchFunction: neonConfig.fetchFunction };
-  neonConfig.fetchEndpoint = "http://create-repo.local/sql";
+  neonConfig.fetchEndpoint = "http://localhost/sql";
   neonConfig.fetchFunction = (url: string, init: RequestInit) => gateway.handle(new Request(url, init));
   try {
-    return await work(drizzle({ client: neon(CONNECTION_STRING), schema, casing: "snake_case" }));
+    const client = neon(connectionString(user, "localhost", 5432));
+    return await work(drizzle({ client, schema, casing: "snake_case" }));
   } finally {
     neonConfig.fetchEndpoint = saved.endpoint;
     neonConfig.fetchFunction = saved.fetchFunction;
@@ -105,35 +108,33 @@ export async function createRepoWithSecret(
   });
 }
 
-const USAGE = `usage: npm run repo:create -- --owner <owner> --name <name> [--secret-name <name>]
-Creates the repository if it does not exist, gives it a new signing secret and prints the secret once.
+function program(): Command {
+  return new Command("npm run repo:create --")
+    .description("create the repository if it does not exist, give it a new signing secret and print the secret once")
+    .usage("--owner <owner> --name <name> [--secret-name <name>]")
+    .requiredOption("--owner <owner>", "repository owner")
+    .requiredOption("--name <name>", "repository name")
+    .option("--secret-name <name>", 'the secret\'s name (default "default")')
+    .addHelpText(
+      "after",
+      `
 Works on the embedded dev database, or on DATABASE_URL when it is set (run npm run db:migrate first).
 The secret is encrypted under HMAC_KEK; without it, the embedded database uses the dev key in .data/dev-kek,
-and a server database is refused (its Worker could not decrypt the secret).`;
+and a server database is refused (its Worker could not decrypt the secret).`,
+    );
+}
 
-async function main(): Promise<number> {
-  let values: { owner?: string; name?: string; "secret-name"?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      options: {
-        owner: { type: "string" },
-        name: { type: "string" },
-        "secret-name": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (!values.owner || !values.name) {
-    console.error(USAGE);
-    return 2;
-  }
+/** The input on a command line, or the exit code when there is nothing to run (help, usage error). */
+export function parseCreateRepoArgs(argv: string[]): CreateRepoInput | number {
+  const parsed = parseToolArgs(program(), argv);
+  if (typeof parsed === "number") return parsed;
+  const { owner, name, secretName } = parsed.opts<{ owner: string; name: string; secretName?: string }>();
+  return { owner, name, secretName };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const input = parseCreateRepoArgs(argv);
+  if (typeof input === "number") return input;
 
   let keyring: Keyring;
   let kekSource: string;
@@ -157,11 +158,7 @@ async function main(): Promise<number> {
       console.error("error: the database has no hmac_secrets table: run `npm run db:migrate` first");
       return 1;
     }
-    const result = await createRepoWithSecret(backend, keyring, {
-      owner: values.owner,
-      name: values.name,
-      secretName: values["secret-name"],
-    });
+    const result = await createRepoWithSecret(backend, keyring, input);
     const { repo, secret, plaintext } = result;
     console.log(`
 repository  ${repo.owner}/${repo.name} (${repo.created ? "created" : "already existed"})
@@ -186,6 +183,6 @@ ANCHORPIPE_SECRET=${plaintext}`);
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  process.exitCode = await main();
+if (isMain(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
 }

@@ -1,10 +1,11 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { Command } from "commander";
 import { is, SQL } from "drizzle-orm";
 import { toSnakeCase } from "drizzle-orm/casing";
 import { getTableConfig, IndexedColumn, isPgEnum, type PgColumn, PgDialect, PgTable } from "drizzle-orm/pg-core";
 import * as schema from "../../src/db/schema/index.ts";
+import { isMain, parseToolArgs } from "./command.ts";
 
 /**
  * Generates docs/database-schema.md from the Drizzle schema objects, so the
@@ -503,10 +504,24 @@ export function renderSchemaDocs(): string {
     .trimEnd()}\n`;
 }
 
+function program(): Command {
+  return new Command("npm run db:docs --")
+    .description(`writes ${path.relative(process.cwd(), DOCS_PATH)} from the Drizzle schema`)
+    .option("--check", "write nothing; fail when the committed file is out of date");
+}
+
+/** `{ check }` from a command line, or the exit code when there is nothing to run (help, usage error). */
+export function parseSchemaDocsArgs(argv: string[]): { check: boolean } | number {
+  const parsed = parseToolArgs(program(), argv);
+  return typeof parsed === "number" ? parsed : { check: parsed.opts<{ check?: boolean }>().check === true };
+}
+
 function main(argv: string[]): number {
+  const options = parseSchemaDocsArgs(argv);
+  if (typeof options === "number") return options;
   const rendered = renderSchemaDocs();
   const relative = path.relative(process.cwd(), DOCS_PATH);
-  if (argv.includes("--check")) {
+  if (options.check) {
     let current: string | null = null;
     try {
       current = readFileSync(DOCS_PATH, "utf8");
@@ -525,6 +540,6 @@ function main(argv: string[]): number {
   return 0;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (isMain(import.meta.url)) {
   process.exitCode = main(process.argv.slice(2));
 }

@@ -1,6 +1,6 @@
-import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
+import { Command } from "commander";
 import type pg from "pg";
+import { isMain, parseToolArgs } from "./command.ts";
 import { openDatabase } from "./connection.ts";
 
 /**
@@ -748,52 +748,44 @@ export async function seed(pool: pg.Pool, options: Partial<SeedOptions> = {}): P
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const USAGE = `usage: npm run db:seed -- [options]
-Fills the database with seeded repos (owner seed-*), their test cases, CI runs (ingestions), test runs and
-flake scores. Deterministic: the same options give the same rows.
-  --repos N     repositories (default ${DEFAULT_SEED_OPTIONS.repos})
-  --tests N     test cases per repo (default ${DEFAULT_SEED_OPTIONS.tests})
-  --runs N      CI runs per repo = runs per test case (default ${DEFAULT_SEED_OPTIONS.runs})
-  --days N      spread the CI runs over the last N days (default ${DEFAULT_SEED_OPTIONS.days})
-  --until ISO   end of the history (default: the start of the current hour)
-  --seed N      vary the data set (default ${DEFAULT_SEED_OPTIONS.seed})
-  --reset       delete the previously seeded repos (and, by cascade, their rows) first
-  --no-scores   skip computing flake_scores
+function program(): Command {
+  const d = DEFAULT_SEED_OPTIONS;
+  return new Command("npm run db:seed --")
+    .description(
+      "Fills the database with seeded repos (owner seed-*), their test cases, CI runs (ingestions), test runs " +
+        "and flake scores. Deterministic: the same options give the same rows.",
+    )
+    .option("--repos <n>", `repositories (default ${d.repos})`)
+    .option("--tests <n>", `test cases per repo (default ${d.tests})`)
+    .option("--runs <n>", `CI runs per repo = runs per test case (default ${d.runs})`)
+    .option("--days <n>", `spread the CI runs over the last N days (default ${d.days})`)
+    .option("--until <iso>", "end of the history (default: the start of the current hour)")
+    .option("--seed <n>", `vary the data set (default ${d.seed})`)
+    .option("--reset", "delete the previously seeded repos (and, by cascade, their rows) first")
+    .option("--no-reset", "keep them (the default)")
+    .option("--scores", "compute flake_scores (the default)")
+    .option("--no-scores", "skip computing flake_scores")
+    .addHelpText(
+      "after",
+      `
 Works on the embedded dev database, or on DATABASE_URL when it is set (run npm run db:migrate first).
-Example: npm run db:seed -- --repos 10 --tests 1000 --runs 100 --reset   (1,000,000 test runs)`;
-
-function parseCli(args: string[]) {
-  return parseArgs({
-    args,
-    allowNegative: true,
-    options: {
-      repos: { type: "string" },
-      tests: { type: "string" },
-      runs: { type: "string" },
-      days: { type: "string" },
-      until: { type: "string" },
-      seed: { type: "string" },
-      reset: { type: "boolean" },
-      scores: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  }).values;
+Example: npm run db:seed -- --repos 10 --tests 1000 --runs 100 --reset   (1,000,000 test runs)`,
+    );
 }
 
-async function main(): Promise<number> {
-  let values: ReturnType<typeof parseCli>;
-  try {
-    values = parseCli(process.argv.slice(2));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+/**
+ * The options on a command line (only those given), or the exit code when there is nothing to run (help,
+ * usage error). Numbers and dates are checked by `seed()` itself, with its messages.
+ */
+export function parseSeedArgs(argv: string[]): Partial<SeedOptions> | number {
+  const parsed = parseToolArgs(program(), argv);
+  if (typeof parsed === "number") return parsed;
+  const values = parsed.opts<Partial<Record<"repos" | "tests" | "runs" | "days" | "seed" | "until", string>>>();
   const number = (value: string | undefined) => (value === undefined ? undefined : Number(value));
-  const options: Partial<SeedOptions> = Object.fromEntries(
+  // Commander gives a negatable flag its default when it is absent: only what the command line set counts.
+  const given = (name: "reset" | "scores") =>
+    parsed.getOptionValueSource(name) === "cli" ? (parsed.getOptionValue(name) as boolean) : undefined;
+  return Object.fromEntries(
     Object.entries({
       repos: number(values.repos),
       tests: number(values.tests),
@@ -801,10 +793,15 @@ async function main(): Promise<number> {
       days: number(values.days),
       seed: number(values.seed),
       until: values.until === undefined ? undefined : new Date(values.until),
-      reset: values.reset,
-      scores: values.scores,
+      reset: given("reset"),
+      scores: given("scores"),
     }).filter(([, value]) => value !== undefined),
   );
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseSeedArgs(argv);
+  if (typeof options === "number") return options;
   try {
     resolveOptions(options);
   } catch (error) {
@@ -839,6 +836,6 @@ async function main(): Promise<number> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  process.exitCode = await main();
+if (isMain(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
 }
