@@ -705,22 +705,6 @@ describe("sending (CLI against a local server)", () => {
     }
   });
 
-  it("waits as long as Retry-After says on 429", async () => {
-    const server = await startServer((req, n) =>
-      n === 1
-        ? { status: 429, headers: { "retry-after": "1" }, body: errorBody("rate_limited", "slow down") }
-        : accepted(req),
-    );
-    try {
-      const run = await runCli(["--url", server.url, "junit.xml", ...BASE_ARGS]);
-      expect(run.code, run.stderr).toBe(0);
-      expect(server.received).toHaveLength(2);
-      expect(server.received[1]!.at - server.received[0]!.at).toBeGreaterThanOrEqual(950);
-    } finally {
-      await server.close();
-    }
-  });
-
   it("does not retry a 401 and exits 1, with or without --strict", async () => {
     const server = await startServer(() => ({ status: 401, body: errorBody("unauthorized", "invalid signature") }));
     try {
@@ -969,5 +953,317 @@ describe("upload() with JSON inputs", () => {
       /unknown top-level field\(s\) surprise/,
     );
     await expect(upload(base({ files: ["array.json"], commit: "abc123", runId: "r" }))).rejects.toThrow(UploadError);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+/** upload() with an injected fetch that records what it was given and answers from a script. */
+function scriptedFetch(answer: (call: number, init: RequestInit) => Response | Promise<Response>) {
+  const calls: RequestInit[] = [];
+  const fetch = async (_url: string | URL | Request, init?: RequestInit) => {
+    calls.push(init ?? {});
+    return answer(calls.length, init ?? {});
+  };
+  return { calls, fetch: fetch as typeof globalThis.fetch };
+}
+
+const ok = () =>
+  new Response(JSON.stringify({ ingestionId: "i", summary: { tests_parsed: 1 }, isDuplicate: false }), { status: 200 });
+
+const sending = (over: Partial<UploadOptions>): UploadOptions => ({
+  files: ["junit.xml"],
+  cwd: dir,
+  repoId: REPO_ID,
+  secret: SECRET,
+  commit: COMMIT,
+  runId: "r",
+  reporter: silent,
+  env: {},
+  ...over,
+});
+
+describe("the contract, checked before anything is sent", () => {
+  it("refuses a result the service would refuse, naming the file, the result and the field", async () => {
+    await writeFile(
+      path.join(dir, "statuses.json"),
+      JSON.stringify([
+        { path: "a.test.ts", name: "fine", status: "pass", startedAt: "2026-03-01T10:00:00Z" },
+        { path: "a.test.ts", name: "odd", status: "flaky", startedAt: "2026-03-01T10:00:00Z", durationMs: -1 },
+      ]),
+    );
+    const { calls, fetch } = scriptedFetch(ok);
+    const attempt = upload(sending({ files: ["statuses.json"], fetch }));
+    await expect(attempt).rejects.toThrow(UploadError);
+    await expect(attempt).rejects.toThrow(
+      /part 1\/1 \(from statuses\.json\) is not a valid upload, nothing was sent:\n {2}statuses\.json: test result 1: status: Invalid option: expected one of "pass"\|"fail"\|"skip"\n {2}statuses\.json: test result 1: durationMs: Too small/,
+    );
+    expect(calls).toHaveLength(0);
+    // A dry run checks the same.
+    await expect(upload(sending({ files: ["statuses.json"], dryRun: true }))).rejects.toThrow(/status: Invalid option/);
+  });
+
+  it("names top-level fields and where their values come from", async () => {
+    await writeFile(
+      path.join(dir, "fields.json"),
+      JSON.stringify({
+        framework: "cypress",
+        environment: { node: 22 },
+        branch: "x".repeat(256),
+        tests: [{ path: "p", name: "n", status: "pass", startedAt: "2026-03-01T10:00:00Z" }],
+      }),
+    );
+    const error = await upload(sending({ files: ["fields.json"], dryRun: true })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UploadError);
+    const message = (error as Error).message;
+    expect(message).toContain("framework: Invalid option: expected one of");
+    expect(message).toContain("(--framework)");
+    expect(message).toContain("branch: Too big: expected string to have <=255 characters (--branch");
+    expect(message).toContain("environment.node: Invalid input: expected string, received number");
+
+    const badCommit = upload(sending({ commit: "abc123", dryRun: true }));
+    await expect(badCommit).rejects.toThrow(
+      "commit_sha: must be 40 hexadecimal characters (--commit or the CI's commit variable)",
+    );
+    await writeFile(path.join(dir, "typed.json"), JSON.stringify({ run_id: 42, tests: [{}] }));
+    await expect(upload(sending({ files: ["typed.json"], runId: undefined, dryRun: true }))).rejects.toThrow(
+      "typed.json: run_id: Invalid input: expected string, received number",
+    );
+  });
+
+  it("an invalid result in the last part stops the whole upload before the first part goes out", async () => {
+    const tests = Array.from({ length: 30 }, (_, i) => ({
+      path: "p",
+      name: `t${i}`,
+      status: i === 29 ? "passed" : "pass",
+      startedAt: "2026-03-01T10:00:00Z",
+    }));
+    await writeFile(path.join(dir, "late.json"), JSON.stringify(tests));
+    const { calls, fetch } = scriptedFetch(ok);
+    await expect(upload(sending({ files: ["late.json"], maxResults: 10, fetch }))).rejects.toThrow(
+      /part 3\/3 \(from late\.json\) is not a valid upload, nothing was sent:\n {2}late\.json: test result 29: status:/,
+    );
+    expect(calls).toHaveLength(0);
+  });
+
+  it("the CLI exits 1 with the field in the message, and the server receives nothing", async () => {
+    await writeFile(
+      path.join(dir, "unstorable.json"),
+      JSON.stringify([{ path: "p", name: "nul\u0000byte", status: "pass", startedAt: "2026-03-01T10:00:00Z" }]),
+    );
+    const server = await startServer((req) => accepted(req));
+    try {
+      const run = await runCli(["--url", server.url, "unstorable.json", ...BASE_ARGS]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain("anchorpipe: error: part 1/1 (from unstorable.json) is not a valid upload");
+      expect(run.stderr).toContain(
+        "unstorable.json: test result 0: name: must not contain NUL characters or unpaired UTF-16 surrogates",
+      );
+      expect(server.received).toHaveLength(0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("takes its limits from the contract: at most 10,000 results and 100 reports per body", async () => {
+    await expect(upload(sending({ maxResults: 10_001, dryRun: true }))).rejects.toThrow(
+      "--max-results must be a whole number from 1 to 10000",
+    );
+    const run = await runCli(["junit.xml", ...BASE_ARGS, "--max-results", "20000", "--dry-run"]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("expected a whole number from 1 to 10000");
+  });
+});
+
+describe("retries (p-retry) with an injected clock and sleep", () => {
+  const NOW = Date.parse("2026-03-01T10:00:00Z");
+
+  it("honours Retry-After in seconds and as a date, backs off without one, signs each attempt afresh", async () => {
+    const sleeps: number[] = [];
+    let clock = NOW;
+    const { calls, fetch } = scriptedFetch((call) => {
+      if (call === 1) return new Response("{}", { status: 429, headers: { "retry-after": "7" } });
+      if (call === 2) {
+        const at = new Date(clock + 3000).toUTCString();
+        return new Response("{}", { status: 503, headers: { "retry-after": at } });
+      }
+      if (call === 3) return new Response("<html>bad gateway</html>", { status: 502 });
+      return ok();
+    });
+    const outcome = await upload(
+      sending({
+        fetch,
+        retries: 4,
+        retryDelayMs: 100,
+        now: () => clock,
+        sleep: async (ms) => {
+          sleeps.push(ms);
+          clock += ms;
+        },
+      }),
+    );
+    expect(outcome.exitCode).toBe(0);
+    expect(outcome.parts).toMatchObject([{ status: "accepted", attempts: 4, httpStatus: 200 }]);
+    expect(calls).toHaveLength(4);
+    // 7 s; the date 3 s ahead (to the second); then equal-jitter backoff for the third retry: 200–400 ms.
+    expect(sleeps.slice(0, 2)).toEqual([7000, 3000]);
+    expect(sleeps[2]).toBeGreaterThanOrEqual(200);
+    expect(sleeps[2]).toBeLessThanOrEqual(400);
+    expect(sleeps).toHaveLength(3);
+    const stamps = calls.map((c) => Number((c.headers as Record<string, string>)["webhook-timestamp"]));
+    expect(stamps).toEqual([NOW, NOW + 7000, NOW + 10_000, NOW + 10_000 + sleeps[2]!].map((t) => Math.floor(t / 1000)));
+    const ids = new Set(calls.map((c) => (c.headers as Record<string, string>)["webhook-id"]));
+    expect(ids.size).toBe(1);
+  });
+
+  it("caps Retry-After at 60 s and stops after the retries, without a last useless wait", async () => {
+    const sleeps: number[] = [];
+    const { calls, fetch } = scriptedFetch(
+      () =>
+        new Response(JSON.stringify(errorBody("rate_limited", "later")), {
+          status: 429,
+          headers: { "retry-after": "3600" },
+        }),
+    );
+    const outcome = await upload(
+      sending({ fetch, retries: 2, now: () => NOW, sleep: async (ms) => void sleeps.push(ms) }),
+    );
+    expect(calls).toHaveLength(3);
+    expect(sleeps).toEqual([60_000, 60_000]);
+    expect(outcome).toMatchObject({ exitCode: 0, status: "unavailable" });
+    expect(outcome.parts[0]).toMatchObject({
+      status: "unavailable",
+      attempts: 3,
+      httpStatus: 429,
+      error: { code: "rate_limited" },
+    });
+  });
+
+  it("retries network failures and timeouts; a programming error (a TypeError that is no network failure) is not retried", async () => {
+    const reasons: string[] = [];
+    const reporter = { ...silent, retry: (_part: unknown, info: { reason: string }) => void reasons.push(info.reason) };
+    const flaky = scriptedFetch((call) => {
+      if (call === 1) throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+      if (call === 2) throw new DOMException("The operation was aborted due to timeout", "TimeoutError");
+      return ok();
+    });
+    const recovered = await upload(
+      sending({ fetch: flaky.fetch, reporter, timeoutMs: 5000, sleep: async () => {}, now: () => NOW }),
+    );
+    expect(recovered.parts).toMatchObject([{ status: "accepted", attempts: 3 }]);
+    expect(reasons).toEqual(["ECONNRESET", "no response within 5 s"]);
+
+    const broken = scriptedFetch(() => {
+      throw new TypeError("Cannot read properties of undefined");
+    });
+    const outcome = await upload(sending({ fetch: broken.fetch, sleep: async () => {}, now: () => NOW }));
+    expect(broken.calls).toHaveLength(1);
+    expect(outcome.parts[0]).toMatchObject({ status: "unavailable", attempts: 1 });
+  });
+
+  it("never retries a 4xx other than 408 and 429, and retries 408", async () => {
+    for (const [status, expected] of [
+      [400, 1],
+      [409, 1],
+      [413, 1],
+      [408, 2],
+    ] as const) {
+      const { calls, fetch } = scriptedFetch((call) =>
+        call === 1 ? new Response(JSON.stringify(errorBody("x", "no")), { status }) : ok(),
+      );
+      await upload(sending({ fetch, sleep: async () => {}, now: () => NOW }));
+      expect(calls, `HTTP ${status}`).toHaveLength(expected);
+    }
+  });
+});
+
+describe("splitting at the elements saxes reports", () => {
+  const CASES = [
+    '<testcase classname="a.B" name="arrow &gt; and /&gt; in attr" attr=\'x > y\' time="0.1"/>',
+    '<testcase classname="a.B" name="emoji 🧪 before CRLF"\r\n  time="0.2"><failure message="💥 boom">stack 🧵\r\n  at x</failure></testcase>',
+    '<testcase classname="a.B" name="cdata"><system-out><![CDATA[</testcase><testcase name="fake-in-cdata"/>]]></system-out></testcase>',
+    '<testcase classname="a.B" name="ansi"><system-out>\u001b[31mred\u001b[0m&nbsp;text</system-out></testcase>',
+    '<testcase classname="a.B" name="plain &amp; simple"/>',
+    '<testcase classname="c.D" name="other suite"/>',
+  ];
+  const xml =
+    '<?xml version="1.0" encoding="UTF-8"?>\r\n<!DOCTYPE testsuites>\r\n<?report generator="x"?>\r\n' +
+    '<testsuites>\r\n<!-- <testcase name="fake-in-comment"/> -->\r\n' +
+    `<testsuite name="one" note="a > b">\r\n<properties><property name="p" value="1"/></properties>\r\n${CASES.slice(0, 5).join("\r\n")}\r\n</testsuite>\r\n` +
+    `<testsuite name="two">\r\n${CASES[5]}\r\n</testsuite>\r\n</testsuites>\r\n`;
+
+  it("counts only real testcases and copies every one byte for byte into exactly one document", () => {
+    expect(countTestcases(xml)).toBe(6);
+    const { documents, warnings } = splitJUnitXml(xml, { maxBytes: 100_000, maxResults: 2 }, "odd.xml");
+    expect(warnings).toEqual([]);
+    expect(documents.map((d) => d.results)).toEqual([2, 2, 2]);
+    const all = documents.map((d) => d.content).join("\n");
+    for (const testcase of CASES) expect(all.split(testcase)).toHaveLength(2);
+    expect(all).not.toContain("fake-in-comment");
+    for (const doc of documents) {
+      expect(doc.content.startsWith('<?xml version="1.0" encoding="UTF-8"?>\r\n<!DOCTYPE testsuites>')).toBe(true);
+      expect(countTestcases(doc.content)).toBe(doc.results);
+    }
+    expect(documents[0]!.content).toContain('<testsuite name="one" note="a > b">\n<properties>');
+    // The last document closes suite one and opens suite two.
+    expect(documents[2]!.content).toMatch(/name="plain &amp; simple"\/>\n<\/testsuite>\n<testsuite name="two">/);
+  });
+
+  it("says where a report that must be split is not well-formed", () => {
+    const broken = '<testsuites>\n<testsuite name="s">\n<testcase name="a"></testsuite>\n</testsuites>';
+    expect(() => splitJUnitXml(broken, { maxBytes: 10, maxResults: 1 }, "broken.xml")).toThrow(
+      /^broken\.xml: too large for one upload, and cannot be split: not well-formed XML at line 3, column \d+: unexpected close tag/,
+    );
+    expect(countTestcases(broken)).toBe(1);
+  });
+});
+
+describe("idempotency keys and the service's rule (only identical uploads are duplicates)", () => {
+  const shard = (name: string): UploadGroup => ({
+    kind: "reports",
+    fields: FIELDS,
+    items: [
+      {
+        value: {
+          format: "junit",
+          content: junitDocument([{ name, cases: [{ classname: "c", name: "t", kind: "pass", out: 0 }] }]),
+        },
+        source: `${name}.xml`,
+      },
+    ],
+  });
+  const limits = { maxResults: 10_000, maxBytes: 5 << 20 };
+
+  it("gives shards of one CI run (same commit and run id, other results) different keys", () => {
+    const [a] = planParts([shard("shard-1")], limits).parts;
+    const [b] = planParts([shard("shard-2")], limits).parts;
+    expect(a!.key).not.toBe(b!.key);
+    expect(JSON.parse(text(a!.body))).toMatchObject({ run_id: "run-1", idempotency_key: a!.key });
+  });
+
+  it("gives the same shard sent again the same key, so the service answers duplicate", () => {
+    const [first] = planParts([shard("shard-1")], limits).parts;
+    const [again] = planParts([shard("shard-1")], limits).parts;
+    expect(again!.key).toBe(first!.key);
+    expect(Buffer.from(again!.body).equals(Buffer.from(first!.body))).toBe(true);
+  });
+
+  it("uses a payload file's own idempotency_key, numbered per part when the file is split", () => {
+    const tests = Array.from({ length: 3 }, (_, i) => ({
+      value: { path: "p", name: `t${i}`, status: "pass", startedAt: "2026-03-01T10:00:00Z" },
+      source: "payload.json",
+      index: i,
+    }));
+    const group = (key: string): UploadGroup => ({
+      kind: "tests",
+      fields: { ...FIELDS, idempotency_key: key },
+      items: tests,
+    });
+    expect(planParts([group("ci-77")], limits).parts.map((p) => p.key)).toEqual(["ci-77"]);
+    expect(planParts([group("ci-77")], { ...limits, maxResults: 2 }).parts.map((p) => p.key)).toEqual([
+      "ci-77.1",
+      "ci-77.2",
+    ]);
+    expect(() => planParts([group("has space")], limits)).toThrow(/cannot be a webhook-id/);
   });
 });
