@@ -68,8 +68,39 @@ export const LIMITS = {
 export const FRAMEWORKS = ["junit", "jest", "pytest", "playwright", "mocha", "vitest", "go", "unknown"] as const;
 export type Framework = (typeof FRAMEWORKS)[number];
 
-export const REPORT_FORMATS = ["junit"] as const;
+/** Report formats parsed at the edge (`reports: [{ format, content }]`); docs/report-formats.md. */
+export const REPORT_FORMATS = [
+  "junit",
+  "trx",
+  "nunit",
+  "jest-json",
+  "mocha-json",
+  "playwright-json",
+  "pytest-json",
+  "go-test-json",
+  "rspec-json",
+  "dart-json",
+  "ctrf",
+] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
+
+/** Other names people give the same formats (vitest writes jest's JSON; flutter --machine is dart's). */
+export const FORMAT_ALIASES: Readonly<Record<string, ReportFormat>> = {
+  "vitest-json": "jest-json",
+  "flutter-json": "dart-json",
+  nunit3: "nunit",
+  "xunit-trx": "trx",
+};
+
+export function isReportFormat(value: string): value is ReportFormat {
+  return (REPORT_FORMATS as readonly string[]).includes(value);
+}
+
+/** A format name or one of its aliases, as the canonical name; null when it names no format. */
+export function resolveFormat(name: string): ReportFormat | null {
+  if (isReportFormat(name)) return name;
+  return Object.hasOwn(FORMAT_ALIASES, name) ? (FORMAT_ALIASES[name] ?? null) : null;
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -179,7 +210,18 @@ export const testResultSchema = z
 
 export type TestResultInput = z.output<typeof testResultSchema>;
 
-export const reportSchema = z.strictObject({ format: z.enum(REPORT_FORMATS), content: z.string().min(1) });
+export const reportSchema = z.strictObject({
+  format: z
+    .string()
+    .max(40)
+    .transform((name, ctx) => {
+      const format = resolveFormat(name);
+      if (format) return format;
+      ctx.addIssue({ code: "custom", message: `must be one of ${REPORT_FORMATS.join(", ")}` });
+      return z.NEVER;
+    }),
+  content: z.string().min(1),
+});
 
 export const payloadSchema = z
   .strictObject({

@@ -6,7 +6,7 @@ import {
   resultsSchema,
   startedAtMs,
 } from "../contract/ingestion";
-import { JunitParseError, parseJunit } from "./junit";
+import { parseReport, ReportParseError } from "./formats";
 import { redactAndCap } from "./redact";
 
 /** One test result as it will be stored: validated, redacted, with every default filled in. */
@@ -59,9 +59,14 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
     const parsed = [];
     for (const [index, report] of (payload.reports ?? []).entries()) {
       try {
-        for (const result of parseJunit(report.content)) {
+        for (const result of parseReport(report.format, report.content).results) {
           parsed.push({
-            ...result,
+            path: result.path,
+            name: result.name,
+            status: result.status,
+            rerunCount: result.rerunCount,
+            suite: result.suite,
+            metadata: result.metadata,
             startedAt: result.startedAt ?? now.toISOString(),
             // A duration a report writer got wrong (negative, or beyond the int column) is unknown, not an error.
             durationMs:
@@ -75,8 +80,8 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
           });
         }
       } catch (error) {
-        if (!(error instanceof JunitParseError)) throw error;
-        return { ok: false, details: [{ path: `reports.${index}.content`, message: error.message }] };
+        if (!(error instanceof ReportParseError)) throw error;
+        return { ok: false, details: [{ path: `reports.${index}.content`, message: whereItBroke(error) }] };
       }
     }
     if (parsed.length > LIMITS.results) {
@@ -115,4 +120,10 @@ export function normalizeResults(payload: Payload, now: Date): Normalized {
       suite: r.suite ?? null,
     })),
   };
+}
+
+/** The parser's message, with its line and column when it did not say them itself. */
+function whereItBroke(error: ReportParseError): string {
+  if (error.line === undefined || /\bline\b/i.test(error.message)) return error.message;
+  return `${error.message} (line ${error.line}${error.column === undefined ? "" : `, column ${error.column}`})`;
 }

@@ -31,6 +31,8 @@ export interface IngestionSummary {
   tests_failed: number;
   tests_skipped: number;
   flaky_candidates: number;
+  /** Attempts behind the results: each result plus its reruns (a report's retries are folded into results). */
+  attempts: number;
 }
 
 export interface IngestionResponse {
@@ -80,6 +82,7 @@ function summarize(results: NormalizedResult[]): IngestionSummary {
     tests_skipped: results.filter((r) => r.status === "skip").length,
     // Passed only after failing first: the signature of a flaky test.
     flaky_candidates: results.filter((r) => r.status === "pass" && r.rerunCount > 0).length,
+    attempts: results.reduce((sum, r) => sum + 1 + r.rerunCount, 0),
   };
 }
 

@@ -1,5 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
+import { expect } from "vitest";
 import { createApp } from "../../src/app";
 import { createDb } from "../../src/db/client";
 import { repos } from "../../src/db/schema";
@@ -140,19 +141,55 @@ export async function rowCounts(repoId: string) {
 
 export const NOTHING_STORED = { ingestions: 0, test_cases: 0, test_runs: 0, telemetry: 0 };
 
-/** Database requests made by the Worker for one call, counted by the gateway under a user of the call's own. */
+/**
+ * Database requests made by the Worker for one call, counted by the gateway under an application name of
+ * the call's own (`application_name` in the connection string; the user stays the Worker's).
+ */
 export async function countingBindings(): Promise<{ bindings: Cloudflare.Env; requests: () => Promise<number> }> {
-  const user = `count_${crypto.randomUUID().replace(/-/g, "")}`;
+  const label = `count_${crypto.randomUUID().replace(/-/g, "")}`;
   const url = new URL(env.DATABASE_URL as string);
-  url.username = user;
+  url.searchParams.set("application_name", label);
   const bindings = { ...env, DATABASE_URL: url.toString() };
   return {
     bindings,
     requests: async () => {
       const stats = await (await fetch(`${env.GATEWAY_URL}/stats`)).json<{
-        byUser: Record<string, { requests: number }>;
+        byApplication: Record<string, { requests: number }>;
       }>();
-      return stats.byUser[user]?.requests ?? 0;
+      return stats.byApplication[label]?.requests ?? 0;
     },
   };
+}
+
+/** A digest of every row an upload for this repository can write or change. */
+export async function repoDigest(repoId: string): Promise<string> {
+  const rowsOf = (table: string, column: string) =>
+    sql.raw(`coalesce((select string_agg(t::text, '|' order by t::text) from ${table} t where ${column} = `);
+  const result = await testDb().execute<{ digest: string }>(sql`
+    select md5(
+      ${rowsOf("ingestions", "repo_id")}${repoId}::uuid), '') ||
+      ${rowsOf("test_cases", "repo_id")}${repoId}::uuid), '') ||
+      ${rowsOf("test_runs", "repo_id")}${repoId}::uuid), '') ||
+      ${rowsOf("telemetry_events", "repo_id")}${repoId}::uuid), '') ||
+      ${rowsOf("audit_logs", "subject_id")}${repoId}), '') ||
+      ${rowsOf("auth_failure_tallies", "subject_id")}${repoId}), '') ||
+      ${rowsOf("hmac_secrets", "repo_id")}${repoId}::uuid), '')
+    ) as digest`);
+  return result.rows[0].digest;
+}
+
+type Repo = Awaited<ReturnType<typeof repoWithSecret>>;
+
+/** Posts a signed upload; asserts no 5xx, the error envelope on 4xx, and no change on 4xx. */
+export async function expectHandled(repo: Repo, body: unknown, scheme: "v1" | "v2" = "v2") {
+  const before = await repoDigest(repo.repoId);
+  const res = await upload(body, { ...repo, scheme });
+  const text = await res.text();
+  expect(res.status, text).toBeLessThan(500);
+  if (res.status >= 400) {
+    const envelope = JSON.parse(text) as { error: { code: string; message: string; requestId: string } };
+    expect(envelope.error).toMatchObject({ code: expect.any(String), message: expect.any(String) });
+    expect(await repoDigest(repo.repoId)).toBe(before);
+  }
+  return res.status;
 }

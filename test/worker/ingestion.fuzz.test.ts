@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { payload, repoWithSecret, sampleTests, testDb, upload } from "./ingestion-support";
+import { expectHandled, payload, repoDigest, repoWithSecret, sampleTests, testDb, upload } from "./ingestion-support";
 
 /**
  * Signed, valid-looking uploads with hostile values in every field, in both
@@ -98,39 +98,6 @@ function valueFor(field: string): fc.Arbitrary<unknown> {
     default:
       return fc.oneof(hostileString, hostileValue);
   }
-}
-
-/** A digest of every row an upload for this repository can write or change. */
-async function repoDigest(repoId: string): Promise<string> {
-  const rowsOf = (table: string, column: string) =>
-    sql.raw(`coalesce((select string_agg(t::text, '|' order by t::text) from ${table} t where ${column} = `);
-  const result = await testDb().execute<{ digest: string }>(sql`
-    select md5(
-      ${rowsOf("ingestions", "repo_id")}${repoId}::uuid), '') ||
-      ${rowsOf("test_cases", "repo_id")}${repoId}::uuid), '') ||
-      ${rowsOf("test_runs", "repo_id")}${repoId}::uuid), '') ||
-      ${rowsOf("telemetry_events", "repo_id")}${repoId}::uuid), '') ||
-      ${rowsOf("audit_logs", "subject_id")}${repoId}), '') ||
-      ${rowsOf("auth_failure_tallies", "subject_id")}${repoId}), '') ||
-      ${rowsOf("hmac_secrets", "repo_id")}${repoId}::uuid), '')
-    ) as digest`);
-  return result.rows[0].digest;
-}
-
-type Repo = Awaited<ReturnType<typeof repoWithSecret>>;
-
-/** Posts a signed upload; asserts no 5xx, the error envelope on 4xx, and no change on 4xx. */
-async function expectHandled(repo: Repo, body: unknown, scheme: "v1" | "v2" = "v2") {
-  const before = await repoDigest(repo.repoId);
-  const res = await upload(body, { ...repo, scheme });
-  const text = await res.text();
-  expect(res.status, text).toBeLessThan(500);
-  if (res.status >= 400) {
-    const envelope = JSON.parse(text) as { error: { code: string; message: string; requestId: string } };
-    expect(envelope.error).toMatchObject({ code: expect.any(String), message: expect.any(String) });
-    expect(await repoDigest(repo.repoId)).toBe(before);
-  }
-  return res.status;
 }
 
 describe("hostile values in signed uploads (JSON results)", () => {

@@ -19,7 +19,7 @@ describe("POST /api/ingestion stores every result", () => {
       runId: body.run_id,
       ingestionId: expect.stringMatching(/^[0-9a-f-]{36}$/),
       message: "Test report received",
-      summary: { tests_parsed: 10, tests_failed: 1, tests_skipped: 1, flaky_candidates: 0 },
+      summary: { tests_parsed: 10, tests_failed: 1, tests_skipped: 1, flaky_candidates: 0, attempts: 10 },
       isDuplicate: false,
     });
 
@@ -139,6 +139,7 @@ describe("POST /api/ingestion stores every result", () => {
       tests_failed: 0,
       tests_skipped: 0,
       flaky_candidates: 1,
+      attempts: 4,
     });
     const [row] = await testDb()
       .select({ rerunCount: testRuns.rerunCount, suite: testCases.suite, tags: testCases.tags })
@@ -181,6 +182,7 @@ describe("POST /api/ingestion stores every result", () => {
       tests_failed: 1,
       tests_skipped: 1,
       flaky_candidates: 0,
+      attempts: 3,
     });
     const rows = await testDb()
       .select({

@@ -3,38 +3,16 @@
  * folder of mixed reports with this module without bundling a parser (no fast-xml-parser, no Node APIs).
  * Every format, its CI command and its mapping: docs/report-formats.md.
  */
-export const REPORT_FORMATS = [
-  "junit",
-  "trx",
-  "nunit",
-  "jest-json",
-  "mocha-json",
-  "playwright-json",
-  "pytest-json",
-  "go-test-json",
-  "rspec-json",
-  "dart-json",
-  "ctrf",
-] as const;
-export type ReportFormat = (typeof REPORT_FORMATS)[number];
+import type { ReportFormat } from "../../contract/ingestion";
 
-/** Other names people give the same formats (vitest writes jest's JSON; flutter --machine is dart's). */
-export const FORMAT_ALIASES: Readonly<Record<string, ReportFormat>> = {
-  "vitest-json": "jest-json",
-  "flutter-json": "dart-json",
-  nunit3: "nunit",
-  "xunit-trx": "trx",
-};
-
-export function isReportFormat(value: string): value is ReportFormat {
-  return (REPORT_FORMATS as readonly string[]).includes(value);
-}
-
-/** A format name or one of its aliases, as the canonical name; null when it names no format. */
-export function resolveFormat(name: string): ReportFormat | null {
-  if (isReportFormat(name)) return name;
-  return Object.hasOwn(FORMAT_ALIASES, name) ? FORMAT_ALIASES[name]! : null;
-}
+// The names belong to the wire contract; detection lives here, beside the parsers.
+export {
+  FORMAT_ALIASES,
+  isReportFormat,
+  REPORT_FORMATS,
+  type ReportFormat,
+  resolveFormat,
+} from "../../contract/ingestion";
 
 /** How much of a report detection looks at. */
 export const DETECTION_WINDOW = 4096;
