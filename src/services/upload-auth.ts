@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { canonicalUuid, HEADERS, type SignatureScheme, WEBHOOK_ID_PATTERN } from "../contract/ingestion";
 import { repositoryConfigs } from "../db/schema";
 import {
@@ -10,8 +10,9 @@ import {
 import type { ClientInfo } from "../lib/client-info";
 import { ApiError } from "../lib/errors";
 import { DecryptError, type Keyring } from "../lib/keyring";
+import { recordAuthFailure } from "./auth-failures";
 import type { ServiceContext } from "./context";
-import { type RateLimiter, rateLimited } from "./rate-limits";
+import type { RateLimiter } from "./rate-limits";
 import { activeSecretsQuery, decryptSigningSecrets, type SigningSecret } from "./secrets";
 
 /**
@@ -85,35 +86,24 @@ function webhookIdOf(signed: SignedRequest): string | undefined {
   return signed.scheme === "v2" ? signed.webhookId : undefined;
 }
 
-/**
- * Records a failed authentication and returns the error to answer with. A
- * client address past its budget of failures gets 429 and writes nothing.
- * Otherwise the failure is counted per claimed repository, reason and minute;
- * the first failure of such a window also writes the hmac_auth_failure audit
- * row, in the same statement.
- */
+/** Records the failure (counted, audited once a minute, rate-limited) and returns the error to answer with. */
 async function rejectUpload(
   ctx: ServiceContext,
   input: AuthenticateUploadInput,
   failure: { repoId: string | null; reason: AuthFailureReason; scheme?: SignatureScheme },
 ): Promise<ApiError> {
-  const limited = await rateLimited(input.failureLimiter, `auth-failure:${input.client.ipAddress ?? "unknown"}`);
-  if (limited) return limited;
-  const now = ctx.now();
-  const windowStart = new Date(Math.floor(now.getTime() / 60_000) * 60_000).toISOString();
-  const metadata = JSON.stringify({ reason: failure.reason, scheme: failure.scheme ?? null, windowStart });
-  await ctx.db.execute(sql`
-    with tally as (
-      insert into auth_failure_tallies (subject_id, reason, window_start, failures, last_at)
-      values (${failure.repoId ?? ""}, ${failure.reason}, ${windowStart}, 1, ${now.toISOString()})
-      on conflict (subject_id, reason, window_start) do update
-        set failures = auth_failure_tallies.failures + 1, last_at = excluded.last_at
-      returning (xmax = 0) as opened
-    )
-    insert into audit_logs (action, subject, subject_id, description, metadata, request_id, user_agent, ip_address,
-      created_at)
-    select 'hmac_auth_failure', 'security', ${failure.repoId}, 'upload signature rejected', ${metadata}::jsonb,
-      ${ctx.requestId ?? null}, ${input.client.userAgent}, ${input.client.ipAddress}::inet, ${now.toISOString()}
-    from tally where opened`);
-  return unauthorized();
+  const limited = await recordAuthFailure(
+    ctx,
+    {
+      action: "hmac_auth_failure",
+      subject: "security",
+      subjectId: failure.repoId,
+      reason: failure.reason,
+      description: "upload signature rejected",
+      metadata: { scheme: failure.scheme ?? null },
+      client: input.client,
+    },
+    input.failureLimiter,
+  );
+  return limited ?? unauthorized();
 }
