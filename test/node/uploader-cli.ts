@@ -10,12 +10,19 @@ export interface CliRun {
 }
 
 /**
- * `anchorpipe upload …` as CI runs it: a child process on this Node, in a clean
- * environment (none of the CI variables of whatever runs the test) plus `env`.
+ * `anchorpipe upload …` as CI runs it: a child process in a clean environment (none of the CI variables of
+ * whatever runs the test) plus `env`. By default the checkout's CLI on this Node; `command` runs another
+ * one, such as an installed package's bin.
  */
-export function runUploadCli(args: string[], env: Record<string, string>, cwd: string): Promise<CliRun> {
+export function runUploadCli(
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+  command: string[] = [process.execPath, CLI],
+): Promise<CliRun> {
+  const [program, ...before] = command;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "upload", ...args], {
+    const child = spawn(program!, [...before, "upload", ...args], {
       cwd,
       env: { PATH: process.env.PATH ?? "", ...env },
     });
