@@ -29,13 +29,11 @@ if (process.argv.slice(2).some((arg) => SECRET_FLAG.test(arg))) {
 
 const version = uploaderVersion();
 
-function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
+function wholeNumber(min: number, max?: number) {
   return (value: string): number => {
-    if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
+    if (!/^\d+$/.test(value.trim()) || Number(value) < min || (max !== undefined && Number(value) > max)) {
       throw new InvalidArgumentError(
-        max === Number.MAX_SAFE_INTEGER
-          ? `expected a whole number ≥ ${min}`
-          : `expected a whole number from ${min} to ${max}`,
+        `expected a whole number ${max === undefined ? `≥ ${min}` : `from ${min} to ${max}`}`,
       );
     }
     return Number(value);

@@ -77,7 +77,7 @@ export function signedHeaders(req: SignRequest): Record<string, string> {
   if (req.scheme === "v1") {
     headers[HEADERS.v1Signature] = signV1(req.secret, req.body);
   } else {
-    if (!WEBHOOK_ID_PATTERN.test(req.id)) throw new Error("webhook-id must be 1–255 printable ASCII characters");
+    if (!WEBHOOK_ID_PATTERN.test(req.id)) throw new Error("the key is not a webhook-id (WEBHOOK_ID_PATTERN)");
     headers[HEADERS.webhookId] = req.id;
     headers[HEADERS.webhookTimestamp] = String(req.timestamp);
     headers[HEADERS.webhookSignature] = signV2(decodeWebhookSecret(req.secret), req.id, req.timestamp, req.body);

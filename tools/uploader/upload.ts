@@ -124,9 +124,9 @@ function formatBytes(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(2)} MiB`;
 }
 
-function wholeNumber(value: number, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new UploadError(`${name} must be a whole number from ${min} to ${max}`);
+function wholeNumber(value: number, name: string, min: number, max?: number): number {
+  if (!Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
+    throw new UploadError(`${name} must be a whole number ${max === undefined ? `≥ ${min}` : `from ${min} to ${max}`}`);
   }
   return value;
 }
