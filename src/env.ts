@@ -12,6 +12,14 @@ export const envSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection string")
     .optional(),
   /**
+   * A read replica's connection string (a secret), as the `anchorpipe_readonly` role. When set, the read
+   * endpoints of the API query it and writes keep DATABASE_URL.
+   */
+  DATABASE_URL_READONLY: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection string")
+    .optional(),
+  /**
    * Dev and test only: "true" sends SQL-over-HTTP to the local gateway at the
    * host and port of DATABASE_URL instead of to Neon.
    */

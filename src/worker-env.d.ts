@@ -3,6 +3,7 @@
 declare namespace Cloudflare {
   interface Env {
     DATABASE_URL?: string;
+    DATABASE_URL_READONLY?: string;
     NEON_LOCAL_GATEWAY?: string;
     ENVIRONMENT?: string;
     HMAC_KEK?: string;
@@ -10,5 +11,7 @@ declare namespace Cloudflare {
     /** Workers rate-limiting bindings (wrangler.toml [[ratelimits]]; docs/adr/0005-rate-limits.md). */
     AUTH_FAILURE_LIMITER?: RateLimit;
     UPLOAD_LIMITER?: RateLimit;
+    /** Requests per identity (user) to the authenticated API. */
+    API_LIMITER?: RateLimit;
   }
 }

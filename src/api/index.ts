@@ -1,0 +1,117 @@
+import { z } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import { LIMITS, payloadSchema } from "../contract/ingestion";
+import { apiApp, errorSchema, ROUTE_ACCESS } from "./openapi";
+import { identityRoutes } from "./routes/identity";
+import { readRoutes } from "./routes/reads";
+import { repoAdminRoutes } from "./routes/repo-admin";
+import { repoRoutes } from "./routes/repos";
+
+/**
+ * The authenticated API (spec/api.md), mounted at /api, and its OpenAPI 3.1
+ * document, generated from the same zod schemas that validate the requests.
+ */
+export function createApi() {
+  const api = apiApp();
+  api.route("/", identityRoutes);
+  api.route("/", repoRoutes);
+  api.route("/", repoAdminRoutes);
+  api.route("/", readRoutes);
+  documentSeparateRoutes(api);
+  api.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "anchorpipe edge API",
+      version: "1",
+      description:
+        "CI test-result ingestion, flaky-test intelligence and its administration. Every error has the `Error` shape.",
+    },
+    servers: [{ url: "/api" }],
+  });
+  api.openAPIRegistry.registerComponent("securitySchemes", "personalToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "A personal token (`ap_…`): POST /api/auth/tokens, or `npm run user:create`.",
+  });
+  api.openAPIRegistry.registerComponent("securitySchemes", "repositorySignature", {
+    type: "apiKey",
+    in: "header",
+    name: "webhook-signature",
+    description:
+      "Standard Webhooks v2 signature with the repository's signing secret, with `webhook-id`, `webhook-timestamp` " +
+      "and `Authorization: Bearer <repo id>` (or anchorpipe's v1 `X-FR-Sig`). See spec/ingestion.md.",
+  });
+  return api;
+}
+
+/**
+ * The ingestion and health endpoints read their bodies themselves (a signature is checked over the raw bytes
+ * before anything is parsed), so they are plain Hono routes; their documentation comes from the same schemas.
+ */
+function documentSeparateRoutes(api: ReturnType<typeof apiApp>) {
+  const ingestionResponse = z
+    .object({
+      runId: z.string(),
+      ingestionId: z.string(),
+      message: z.string(),
+      summary: z.object({
+        tests_parsed: z.number().int(),
+        tests_failed: z.number().int(),
+        tests_skipped: z.number().int(),
+        flaky_candidates: z.number().int(),
+        attempts: z.number().int(),
+      }),
+      isDuplicate: z.boolean(),
+    })
+    .openapi("IngestionAnswer");
+  const error = (description: string) => ({ description, content: { "application/json": { schema: errorSchema } } });
+  api.openAPIRegistry.registerPath({
+    method: "post",
+    path: "/ingestion",
+    tags: ["ingestion"],
+    summary: "Upload CI test results (signed with the repository's secret)",
+    description: `Body at most INGESTION_MAX_BODY_BYTES (default ${LIMITS.defaultMaxBodyBytes} bytes); at most ${LIMITS.results} results.`,
+    security: [{ repositorySignature: [] }],
+    request: { body: { content: { "application/json": { schema: payloadSchema.openapi("IngestionPayload") } } } },
+    responses: {
+      200: { description: "Stored (or a duplicate)", content: { "application/json": { schema: ingestionResponse } } },
+      400: error("Invalid JSON or payload"),
+      401: error("Bad or missing signature, or unknown repository"),
+      403: error("repo_id is not the signed-for repository"),
+      409: error("The idempotency key was used for another body"),
+      413: error("Body too large"),
+      415: error("Not application/json"),
+      429: error("Rate limited; see Retry-After"),
+      503: error("Database unavailable; see Retry-After"),
+    },
+  });
+  for (const [path, summary] of [
+    ["/health", "Liveness: the Worker answers"],
+    ["/health/db", "Readiness of the database path"],
+  ] as const) {
+    api.openAPIRegistry.registerPath({
+      method: "get",
+      path,
+      tags: ["health"],
+      summary,
+      security: [],
+      responses: {
+        200: {
+          description: "Healthy",
+          content: { "application/json": { schema: z.object({ status: z.string() }).passthrough() } },
+        },
+        503: {
+          description: "Unhealthy",
+          content: { "application/json": { schema: z.object({ status: z.string() }).passthrough() } },
+        },
+      },
+    });
+    ROUTE_ACCESS.set(`GET /api${path}`, "public");
+  }
+  ROUTE_ACCESS.set("POST /api/ingestion", "signed");
+  ROUTE_ACCESS.set("GET /api/openapi.json", "public");
+}
+
+/** The interactive reference at /docs, rendered by Scalar from /api/openapi.json. */
+export const apiReference = (scriptUrl: string) =>
+  Scalar({ url: "/api/openapi.json", pageTitle: "anchorpipe edge API", cdn: scriptUrl });
