@@ -29,7 +29,9 @@ const branch = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^[^\x00-\x20\x7f~^:?*[\\]+$/, "a git branch name");
+  // git check-ref-format: no control characters, spaces, ~ ^ : ? * [ or backslash.
+  .regex(/^[!-~]+$/, "printable ASCII without spaces")
+  .regex(/^[^~^:?*[\\]+$/, "a git branch name");
 const repoParams = z.object({ repoId: idParam("repoId") });
 
 repoRoutes.openapi(
