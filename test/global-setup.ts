@@ -1,15 +1,22 @@
 import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
+import { serveLocalGateway } from "../tools/db/local-gateway.ts";
 import { migrateUp } from "../tools/db/migrator.ts";
 import { createTestDatabase } from "../tools/db/test-database.ts";
-import { createGateway, listen } from "../tools/gateway/index.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
-    /** What the Worker under test gets as DATABASE_URL: the gateway's address, in a connection string. */
+    /**
+     * What the Worker under test gets as DATABASE_URL: the gateway's address, as `anchorpipe_app` (the
+     * Worker's role in production) with this run's password. A privilege missing from the grants fails here.
+     */
     workerDatabaseUrl: string;
-    /** The per-run server database for Node tests, or null when the run uses embedded PGlite. */
+    /** The same gateway as `anchorpipe_migrator`, the schema's owner: for test set-up and checks beyond the app's rights. */
+    ownerDatabaseUrl: string;
+    /** The per-run server database for Node tests (its administrator's direct URL), or null when the run uses embedded PGlite. */
     serverDatabaseUrl: string | null;
+    /** The per-run server database's login roles (direct URLs by role), or null on embedded PGlite. */
+    serverLogins: Record<string, string> | null;
     backendKind: "embedded" | "server";
     /** The gateway's base URL, for reading request counts (GET /stats). */
     gatewayUrl: string;
@@ -20,17 +27,19 @@ declare module "vitest" {
 
 /**
  * Runs once per `npm test`, in Node: makes this run's database, applies the
- * migrations, and serves it through the local Neon gateway on a free port.
+ * migrations (as anchorpipe_migrator), and serves it through the local Neon
+ * gateway on a free port, with passwords made for this run.
  */
 export default async function setup({ provide }: TestProject) {
   const database = await createTestDatabase();
   await migrateUp(database.backend.pool);
-  const gateway = createGateway({ backend: database.backend });
-  const running = await listen(gateway);
+  const { running, urls } = await serveLocalGateway(database.backend);
   console.log(`test database: ${database.backend.description}; gateway on port ${running.port}`);
 
-  provide("workerDatabaseUrl", `postgres://anchorpipe:test@127.0.0.1:${running.port}/anchorpipe`);
+  provide("workerDatabaseUrl", urls.app);
+  provide("ownerDatabaseUrl", urls.migrator);
   provide("serverDatabaseUrl", database.connectionString);
+  provide("serverLogins", database.logins ? Object.fromEntries(database.logins) : null);
   provide("backendKind", database.backend.kind);
   provide("gatewayUrl", `http://127.0.0.1:${running.port}`);
   provide("hmacKek", `1:${randomBytes(32).toString("base64")}`);

@@ -1,21 +1,19 @@
 /**
- * `npm run dev`: the whole local stack in one command.
+ * `npm run dev`: the whole local stack in one command, supervised.
  *
- *   embedded PGlite (.data/pglite) or DATABASE_URL
- *     → migrations applied → demo repository ensured
- *     → local Neon gateway on GATEWAY_PORT (default 8788)
- *     → `wrangler dev` on PORT (default 8787), pointed at the gateway
+ *   tools/dev-database.ts (child process): embedded PGlite (.data/pglite) or DATABASE_URL
+ *     → migrations → demo repository → local Neon gateway on GATEWAY_PORT (default 8788)
+ *   `wrangler dev` on PORT (default 8787), its DATABASE_URL the gateway as anchorpipe_app
  *
- * Ctrl-C stops everything; the embedded database keeps its data between runs.
+ * If either part stops on its own, this says which and why, stops the other
+ * and exits with status 1 (nothing is restarted: a part that died is a bug to
+ * see, not to hide). Ctrl-C (or SIGTERM) stops everything and exits 0. The
+ * embedded database keeps its data between runs.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, fork, spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { parseKeyring } from "../src/lib/keyring.ts";
-import { openDatabase } from "./db/connection.ts";
-import { ensureDemoRepo } from "./db/demo.ts";
-import { loadDevKek } from "./db/dev-kek.ts";
-import { migrateUp } from "./db/migrator.ts";
-import { createGateway, listen } from "./gateway/index.ts";
+import path from "node:path";
+import type { DevDatabaseMessage } from "./dev-database.ts";
 
 const HOST = "127.0.0.1";
 const workerPort = Number(process.env.PORT ?? 8787);
@@ -40,29 +38,76 @@ async function assertPortFree(port: number, what: string, variable: string): Pro
 await assertPortFree(workerPort, "the Worker", "PORT");
 await assertPortFree(gatewayPort, "the database gateway", "GATEWAY_PORT");
 
-const backend = await openDatabase().catch((error: Error) => {
-  console.error(`\n✖ Could not open the database: ${error.message}`);
-  if (!process.env.DATABASE_URL)
-    console.error("  The embedded database lives in .data/pglite; delete it to start afresh.");
-  process.exit(1);
+/** How a child ended, in words. */
+const ending = (code: number | null, signal: NodeJS.Signals | null) =>
+  signal ? `was killed by ${signal}${signal === "SIGABRT" ? " (out of memory?)" : ""}` : `exited with status ${code}`;
+
+let stopping = false;
+let wrangler: ChildProcess | undefined;
+let wranglerExited: Promise<void> = Promise.resolve();
+let database: ChildProcess | undefined;
+let databaseExited: Promise<void> = Promise.resolve();
+
+const killWrangler = (signal: NodeJS.Signals) => {
+  try {
+    if (wrangler?.pid) process.kill(-wrangler.pid, signal);
+  } catch {}
+};
+
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  killWrangler("SIGTERM");
+  if (database?.connected) database.send("stop");
+  else database?.kill("SIGTERM");
+  const forced = setTimeout(() => {
+    killWrangler("SIGKILL");
+    database?.kill("SIGKILL");
+  }, 5_000);
+  await Promise.all([wranglerExited, databaseExited]);
+  clearTimeout(forced);
+  process.exit(code);
+}
+
+process.on("SIGINT", () => void stop(0));
+process.on("SIGTERM", () => void stop(0));
+// Whatever happens to this process, the Worker must not outlive it.
+process.once("exit", () => killWrangler("SIGKILL"));
+
+// --- the database and gateway -----------------------------------------------------------------------------
+database = fork(path.join(import.meta.dirname, "dev-database.ts"), [], {
+  // The same loader this process runs under (tsx), so the child runs TypeScript too.
+  execArgv: process.execArgv,
+  env: { ...process.env, GATEWAY_PORT: String(gatewayPort) },
+  stdio: ["ignore", "inherit", "inherit", "ipc"],
 });
-console.log(`• database: ${backend.description}`);
-
-const applied = await migrateUp(backend.pool);
-console.log(`• migrations: ${applied.length ? `applied ${applied.join(", ")}` : "up to date"}`);
-
-// The Worker decrypts stored secrets with this key; locally it is the dev key in .data/dev-kek.
-const kek = process.env.HMAC_KEK ?? loadDevKek();
-const demo = await ensureDemoRepo(backend, await parseKeyring(kek));
-
-const gateway = createGateway({
-  backend,
-  log: (e) => {
-    if (e.status >= 400) console.log(`  [gateway] ${e.status} ${e.statements} statement(s) ${e.durationMs}ms`);
-  },
+let databaseReason = "";
+const databaseProcess = database;
+databaseExited = new Promise<void>((resolve) => databaseProcess.once("exit", () => resolve()));
+database.on("exit", (code, signal) => {
+  if (stopping) return;
+  console.error(
+    `\n✖ The database and gateway process (pid ${databaseProcess.pid}) ${ending(code, signal)}` +
+      (databaseReason ? `:\n  ${databaseReason}` : ".") +
+      "\n  Stopping wrangler dev.",
+  );
+  void stop(1);
 });
-const running = await listen(gateway, gatewayPort, HOST);
-console.log(`• Neon HTTP gateway: ${running.endpoint}`);
+
+const ready = await new Promise<Extract<DevDatabaseMessage, { type: "ready" }> | null>((resolve) => {
+  databaseProcess.on("message", (message: DevDatabaseMessage) => {
+    if (message.type === "ready") resolve(message);
+    if (message.type === "fatal") databaseReason = message.message;
+  });
+  databaseProcess.once("exit", () => resolve(null));
+});
+if (!ready) {
+  await databaseExited;
+  // The exit handler has reported it and is stopping.
+  await new Promise(() => {});
+}
+const { demo } = ready as Extract<DevDatabaseMessage, { type: "ready" }>;
+console.log(`• Neon HTTP gateway: ${ready?.endpoint} (pid ${ready?.pid}); the Worker connects as anchorpipe_app`);
 
 console.log(`
   anchorpipe edge is starting on http://localhost:${workerPort}
@@ -77,7 +122,8 @@ console.log(`
         npm run upload -- --commit "$(git rev-parse HEAD)" --run-id local-1 test/fixtures/junit/pytest.xml test/fixtures/junit/surefire-flaky.xml
 `);
 
-const wrangler = spawn(
+// --- the Worker -------------------------------------------------------------------------------------------
+wrangler = spawn(
   "wrangler",
   [
     "dev",
@@ -86,13 +132,13 @@ const wrangler = spawn(
     "--ip",
     HOST,
     "--var",
-    `DATABASE_URL:postgres://anchorpipe:dev@${HOST}:${running.port}/anchorpipe`,
+    `DATABASE_URL:${ready?.workerUrl}`,
     "--var",
     "NEON_LOCAL_GATEWAY:true",
     "--var",
     "ENVIRONMENT:development",
     "--var",
-    `HMAC_KEK:${kek}`,
+    `HMAC_KEK:${ready?.kek}`,
   ],
   {
     // Its own process group, so stopping reaches workerd too however this process is stopped
@@ -103,27 +149,20 @@ const wrangler = spawn(
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
   },
 );
-const wranglerExited = new Promise<void>((resolve) => wrangler.once("exit", () => resolve()));
-const killWrangler = (signal: NodeJS.Signals) => {
-  try {
-    if (wrangler.pid) process.kill(-wrangler.pid, signal);
-  } catch {}
-};
-process.once("exit", () => killWrangler("SIGKILL"));
-
-let stopping = false;
-async function stop(code: number): Promise<void> {
+console.log(`• wrangler dev: pid ${wrangler.pid}`);
+wranglerExited = new Promise<void>((resolve) => {
+  wrangler?.once("exit", () => resolve());
+  wrangler?.once("error", () => resolve());
+});
+wrangler.on("error", (error) => {
   if (stopping) return;
-  stopping = true;
-  killWrangler("SIGTERM");
-  const forced = setTimeout(() => killWrangler("SIGKILL"), 5_000);
-  await wranglerExited;
-  clearTimeout(forced);
-  await running.close();
-  await backend.close();
-  process.exit(code);
-}
-
-process.on("SIGINT", () => void stop(0));
-process.on("SIGTERM", () => void stop(0));
-wrangler.on("exit", (code) => void stop(code ?? 0));
+  console.error(`\n✖ wrangler dev could not be started: ${error.message}\n  Stopping the database and gateway.`);
+  void stop(1);
+});
+wrangler.on("exit", (code, signal) => {
+  if (stopping) return;
+  console.error(
+    `\n✖ wrangler dev (pid ${wrangler?.pid}) ${ending(code, signal)}.\n  Stopping the database and gateway.`,
+  );
+  void stop(1);
+});

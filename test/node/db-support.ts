@@ -11,8 +11,8 @@ export async function migratedDatabase(): Promise<TestDatabase> {
   return database;
 }
 
-/** The Worker's kind of client (drizzle over Neon HTTP) against a database, through the gateway in-process. */
+/** The Worker's client (drizzle over Neon HTTP, as anchorpipe_app) against a database, through the gateway in-process. */
 export function workerDb(database: TestDatabase) {
   inProcessGateway(database.backend);
-  return drizzle({ client: sqlClient(), schema, casing: "snake_case" });
+  return drizzle({ client: sqlClient("worker"), schema, casing: "snake_case" });
 }

@@ -1,4 +1,4 @@
-import { NeonDbError } from "@neondatabase/serverless";
+import { NeonDbError, neon } from "@neondatabase/serverless";
 import { sql as dsql, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/neon-http";
 import {
@@ -21,7 +21,15 @@ import {
 } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Backend } from "../../tools/gateway/backends.ts";
-import { type InProcessGateway, inProcessGateway, openTestBackend, sqlClient, uniqueName } from "./support.ts";
+import {
+  connectionStringFor,
+  ENDPOINT,
+  type InProcessGateway,
+  inProcessGateway,
+  openTestBackend,
+  sqlClient,
+  uniqueName,
+} from "./support.ts";
 
 const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => "bytea" });
 
@@ -421,11 +429,14 @@ describe("errors", () => {
     }
   });
 
-  it("answers OPTIONS for CORS and 404 elsewhere", async () => {
-    const options = await gw.gateway.handle(new Request("http://gateway.test/sql", { method: "OPTIONS" }));
+  it("answers OPTIONS for loopback origins and 404 elsewhere", async () => {
+    const options = await gw.gateway.handle(
+      new Request(ENDPOINT, { method: "OPTIONS", headers: { Origin: "http://localhost:5173" } }),
+    );
     expect(options.status).toBe(204);
+    expect(options.headers.get("Access-Control-Allow-Origin")).toBe("http://localhost:5173");
     expect(options.headers.get("Access-Control-Allow-Headers")).toMatch(/Neon-Connection-String/);
-    const other = await gw.gateway.handle(new Request("http://gateway.test/other", { method: "POST" }));
+    const other = await gw.gateway.handle(new Request("http://127.0.0.1/other", { method: "POST" }));
     expect(other.status).toBe(404);
   });
 });
@@ -481,17 +492,24 @@ describe("logging", () => {
     gw.logs.length = 0;
     await sql.query("select 1");
     expect(gw.logs).toHaveLength(1);
-    expect(gw.logs[0]).toMatchObject({ method: "POST", path: "/sql", status: 200, statements: 1 });
+    expect(gw.logs[0]).toMatchObject({ method: "POST", path: "/sql", status: 200, statements: 1, user: "owner" });
     expect(JSON.stringify(gw.logs)).not.toContain("s3cret-pw");
-    expect(gw.logs[0].target).toMatch(/^postgres(ql)?:\/\/app@gateway\.test:5432\/anchorpipe$/);
+    expect(gw.logs[0].target).toMatch(/^postgres(ql)?:\/\/owner@gateway\.test:5432\/anchorpipe$/);
   });
 
   it("counts SQL requests", async () => {
     gw.gateway.resetStats();
     await sql.query("select 1");
     await sql.transaction([sql`select 1`, sql`select 2`]);
-    expect(gw.gateway.stats).toEqual({ requests: 2, statements: 3, byUser: { app: { requests: 2, statements: 3 } } });
-    const res = await gw.gateway.handle(new Request("http://gateway.test/stats"));
-    expect(await res.json()).toEqual(gw.gateway.stats);
+    const labelled = neon(`${connectionStringFor("worker")}?application_name=my-label`);
+    await labelled.query("select 1");
+    expect({ ...gw.gateway.stats }).toMatchObject({
+      requests: 3,
+      statements: 4,
+      byUser: { owner: { requests: 2, statements: 3 }, worker: { requests: 1, statements: 1 } },
+      byApplication: { "my-label": { requests: 1, statements: 1 } },
+    });
+    const res = await gw.gateway.handle(new Request("http://127.0.0.1/stats"));
+    expect(await res.json()).toEqual(JSON.parse(JSON.stringify(gw.gateway.stats)));
   });
 });

@@ -16,7 +16,8 @@ import { generateKek, parseKeyring } from "../../src/lib/keyring.ts";
 import { createRepoWithSecret } from "../../tools/db/create-repo.ts";
 import { migrateUp } from "../../tools/db/migrator.ts";
 import { createTestDatabase, type TestDatabase } from "../../tools/db/test-database.ts";
-import { createGateway, listen, type RunningGateway } from "../../tools/gateway/index.ts";
+import { serveLocalGateway } from "../../tools/db/local-gateway.ts";
+import type { RunningGateway } from "../../tools/gateway/index.ts";
 import { freePort, startWranglerDev, type WranglerDev } from "../../tools/wrangler-dev.ts";
 import { runUploadCli } from "./uploader-cli.ts";
 
@@ -41,7 +42,8 @@ describe("uploader → wrangler dev → gateway → database", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     await migrateUp(database.backend.pool);
-    gateway = await listen(createGateway({ backend: database.backend }));
+    const local = await serveLocalGateway(database.backend);
+    gateway = local.running;
     const kek = generateKek();
     ({
       repo: { id: repoId },
@@ -50,7 +52,7 @@ describe("uploader → wrangler dev → gateway → database", () => {
     workDir = await mkdtemp(path.join(tmpdir(), "anchorpipe-e2e-"));
     worker = await startWranglerDev({
       vars: {
-        DATABASE_URL: `postgres://e2e:e2e@127.0.0.1:${gateway.port}/anchorpipe`,
+        DATABASE_URL: local.urls.app,
         NEON_LOCAL_GATEWAY: "true",
         HMAC_KEK: kek,
         ENVIRONMENT: "development",

@@ -21,7 +21,8 @@ import { parseKeyring } from "../../src/lib/keyring.ts";
 import { createRepoWithSecret } from "../db/create-repo.ts";
 import { migrateUp } from "../db/migrator.ts";
 import { createTestDatabase } from "../db/test-database.ts";
-import { createGateway, listen, type RunningGateway } from "../gateway/index.ts";
+import { serveLocalGateway } from "../db/local-gateway.ts";
+import type { RunningGateway } from "../gateway/index.ts";
 import { startWranglerDev, type WranglerDev } from "../wrangler-dev.ts";
 
 const { values: args } = parseArgs({
@@ -134,8 +135,8 @@ async function main() {
   let running: RunningGateway | undefined;
   try {
     await migrateUp(database.backend.pool);
-    const gateway = createGateway({ backend: database.backend });
-    running = await listen(gateway);
+    const local = await serveLocalGateway(database.backend);
+    running = local.running;
     const { repo, plaintext: secret } = await createRepoWithSecret(database.backend, await parseKeyring(kek), {
       owner: "bench",
       name: "ingest",
@@ -143,7 +144,7 @@ async function main() {
 
     wrangler = await startWranglerDev({
       vars: {
-        DATABASE_URL: `postgres://bench:bench@127.0.0.1:${running.port}/anchorpipe`,
+        DATABASE_URL: local.urls.app,
         NEON_LOCAL_GATEWAY: "true",
         HMAC_KEK: kek,
         ENVIRONMENT: "development",
@@ -184,7 +185,7 @@ async function main() {
           branch: "main",
           tests: results(size, `s${size}`),
         });
-        const before = gateway.stats.byUser.bench?.requests ?? 0;
+        const before = local.gateway.stats.byUser.anchorpipe_app?.requests ?? 0;
         const started = performance.now();
         const res = await fetch(`${url}/api/ingestion`, signedRequest(body, repo.id, secret));
         const text = await res.text();
@@ -192,7 +193,7 @@ async function main() {
         if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${text}`);
         if (i >= WARMUP) {
           latencies.push(elapsed);
-          requests.push((gateway.stats.byUser.bench?.requests ?? 0) - before);
+          requests.push((local.gateway.stats.byUser.anchorpipe_app?.requests ?? 0) - before);
         }
       }
       const floor: number[] = [];

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type pg from "pg";
+import { prepareMigrator, ROLES } from "./roles.ts";
 
 /**
  * Applies and rolls back the migrations in `drizzle/` over a direct
@@ -9,6 +10,13 @@ import type pg from "pg";
  * migration also has a hand-written down script in `drizzle/down/<tag>.sql`.
  * Each migration runs in its own transaction together with its bookkeeping
  * row, so a failure leaves the database exactly as it was before that step.
+ *
+ * Everything runs as `anchorpipe_migrator` (`SET LOCAL ROLE`), whoever
+ * connects — a superuser, the database owner or a login role granted it — so
+ * the migrator owns every object the migrations create, as schema.md says.
+ * Before the first step `prepareMigrator` makes sure that role exists and may
+ * create in schema public (only the first time does that need an owner or a
+ * superuser).
  */
 
 export const MIGRATIONS_TABLE = "anchorpipe_migrations";
@@ -66,12 +74,55 @@ async function ensureTable(db: Queryable): Promise<void> {
   )`);
 }
 
-export async function appliedMigrations(db: Queryable): Promise<AppliedMigration[]> {
-  await ensureTable(db);
-  const { rows } = await db.query(
-    `SELECT tag, hash, applied_at::text AS "appliedAt" FROM ${MIGRATIONS_TABLE} ORDER BY tag`,
-  );
-  return rows as AppliedMigration[];
+/** Runs `work` in a transaction as anchorpipe_migrator. */
+async function asMigrator<T>(db: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query(`SET LOCAL ROLE ${ROLES.migrator}`);
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * A script may take rights from the migrator on every table (0003's down script revokes them from the
+ * three roles); the owner gives itself back the ones on its bookkeeping table.
+ */
+async function keepBookkeeping(client: pg.PoolClient): Promise<void> {
+  await client.query(`GRANT SELECT, INSERT, DELETE ON ${MIGRATIONS_TABLE} TO ${ROLES.migrator}`);
+}
+
+/** Makes sure anchorpipe_migrator can run the migrations, explaining what is missing when it cannot. */
+async function prepare(db: pg.Pool): Promise<void> {
+  try {
+    await prepareMigrator(db);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new MigrationError(
+      `${ROLES.migrator} cannot run the migrations here (${detail}). Connect once as the database owner or a ` +
+        `superuser (it creates the role and lets it create in schema public), or grant ${ROLES.migrator} to the ` +
+        "role you connect as.",
+      undefined,
+      error,
+    );
+  }
+}
+
+export async function appliedMigrations(db: pg.Pool): Promise<AppliedMigration[]> {
+  return asMigrator(db, async (client) => {
+    await ensureTable(client);
+    const { rows } = await client.query(
+      `SELECT tag, hash, applied_at::text AS "appliedAt" FROM ${MIGRATIONS_TABLE} ORDER BY tag`,
+    );
+    return rows as AppliedMigration[];
+  });
 }
 
 /** drizzle-kit separates statements with this marker; the whole file runs as one script. */
@@ -80,17 +131,11 @@ function script(sql: string): string {
 }
 
 async function inTransaction(db: pg.Pool, tag: string, work: (client: pg.PoolClient) => Promise<void>) {
-  const client = await db.connect();
   try {
-    await client.query("BEGIN");
-    await work(client);
-    await client.query("COMMIT");
+    await asMigrator(db, work);
   } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
     const detail = error instanceof Error ? error.message : String(error);
     throw new MigrationError(`migration ${tag} failed and was rolled back: ${detail}`, tag, error);
-  } finally {
-    client.release();
   }
 }
 
@@ -108,12 +153,14 @@ function checkHistory(all: Migration[], applied: AppliedMigration[]): void {
 
 /** Applies every pending migration in order; returns the tags applied. */
 export async function migrateUp(db: pg.Pool, all = loadMigrations()): Promise<string[]> {
+  await prepare(db);
   const applied = await appliedMigrations(db);
   checkHistory(all, applied);
   const done: string[] = [];
   for (const migration of all.slice(applied.length)) {
     await inTransaction(db, migration.tag, async (client) => {
       await client.query(script(migration.up));
+      await keepBookkeeping(client);
       await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (tag, hash) VALUES ($1, $2)`, [
         migration.tag,
         migration.hash,
@@ -131,6 +178,7 @@ export type RollbackTarget = { steps: number } | { to: string };
  * `tag` and undo everything after it (`{ to: "0" }` empties the database).
  */
 export async function migrateDown(db: pg.Pool, target: RollbackTarget, all = loadMigrations()): Promise<string[]> {
+  await prepare(db);
   const applied = await appliedMigrations(db);
   checkHistory(all, applied);
   let count: number;
@@ -152,6 +200,7 @@ export async function migrateDown(db: pg.Pool, target: RollbackTarget, all = loa
     const down = migration.down;
     await inTransaction(db, row.tag, async (client) => {
       await client.query(script(down));
+      await keepBookkeeping(client);
       await client.query(`DELETE FROM ${MIGRATIONS_TABLE} WHERE tag = $1`, [row.tag]);
     });
     undone.push(row.tag);
@@ -167,6 +216,7 @@ export interface MigrationStatus {
 }
 
 export async function migrationStatus(db: pg.Pool, all = loadMigrations()): Promise<MigrationStatus[]> {
+  await prepare(db);
   const applied = new Map((await appliedMigrations(db)).map((m) => [m.tag, m]));
   return all.map((m) => ({
     tag: m.tag,

@@ -1,28 +1,51 @@
-import type pg from "pg";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { type Backend, redactConnectionString } from "./backends.ts";
-import { errorBody, GatewayRequestError, isDatabaseError } from "./errors.ts";
+import {
+  authenticate,
+  type GatewayUser,
+  type GatewayUsers,
+  gatewayUsers,
+  parseConnectionString,
+} from "./credentials.ts";
+import {
+  errorBody,
+  GatewayRequestError,
+  isDatabaseError,
+  MAX_REQUEST_BYTES,
+  MAX_RESPONSE_BYTES,
+  requestTooLarge,
+  responseTooLarge,
+} from "./errors.ts";
 import { toPgParam } from "./params.ts";
-import { SessionManager } from "./session.ts";
+import { ResponseBudget, runStatement, type StatementResult } from "./query.ts";
+import { type Session, SessionManager } from "./session.ts";
 import { converterFor, type ValueConverter } from "./typed-output.ts";
 
-/** Neon's limits on request and response bodies. */
-export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
-export const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
+export { MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES };
 
-const ISOLATION_LEVELS: Record<string, string> = {
-  ReadUncommitted: "READ UNCOMMITTED",
-  ReadCommitted: "READ COMMITTED",
-  RepeatableRead: "REPEATABLE READ",
-  Serializable: "SERIALIZABLE",
-};
+/** Neon's header values for the batch isolation levels. A Map: a header value is never looked up on a prototype. */
+const ISOLATION_LEVELS: ReadonlyMap<string, string> = new Map([
+  ["ReadUncommitted", "READ UNCOMMITTED"],
+  ["ReadCommitted", "READ COMMITTED"],
+  ["RepeatableRead", "REPEATABLE READ"],
+  ["Serializable", "SERIALIZABLE"],
+]);
 
-const CORS_HEADERS = {
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Methods": "POST, OPTIONS",
-  "Access-Control-Allow-Headers":
-    "Authorization, Content-Type, Neon-Connection-String, Neon-Raw-Text-Output, Neon-Array-Mode, Neon-Batch-Isolation-Level, Neon-Batch-Read-Only, Neon-Batch-Deferrable",
-  "Access-Control-Max-Age": "86400",
-};
+const ALLOWED_HEADERS =
+  "Authorization, Content-Type, Neon-Connection-String, Neon-Raw-Text-Output, Neon-Array-Mode, Neon-Batch-Isolation-Level, Neon-Batch-Read-Only, Neon-Batch-Deferrable";
+
+/** The gateway is a local tool: only this machine's own pages and programs may use it. */
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
+
+export function isLoopbackOrigin(origin: string): boolean {
+  try {
+    const url = new URL(origin);
+    return (url.protocol === "http:" || url.protocol === "https:") && LOOPBACK_HOSTS.has(url.hostname);
+  } catch {
+    return false;
+  }
+}
 
 export interface RequestLogEntry {
   method: string;
@@ -30,21 +53,17 @@ export interface RequestLogEntry {
   status: number;
   durationMs: number;
   statements: number;
+  /** The user named by `Neon-Connection-String` (never its password), if any. */
+  user: string | null;
   /** The target named by `Neon-Connection-String`, password removed. */
   target: string | null;
 }
 
 export interface GatewayOptions {
   backend: Backend;
+  /** Who may connect, and as which role their requests run (see GatewayUser). */
+  users: Iterable<GatewayUser>;
   log?: (entry: RequestLogEntry) => void;
-}
-
-export interface Gateway {
-  /** The whole gateway as a fetch handler: usable in-process or behind an HTTP server. */
-  handle(request: Request): Promise<Response>;
-  /** SQL requests answered since start (or since `resetStats`), for benchmarks and round-trip tests. */
-  readonly stats: GatewayStats;
-  resetStats(): void;
 }
 
 export interface RequestCount {
@@ -53,13 +72,25 @@ export interface RequestCount {
 }
 
 /**
- * Counts of SQL requests, in all and by the user named in the connection
- * string. Tests give a Worker a connection string with a user of its own and
- * read its count back (GET /stats), which is how "database requests per
- * upload" is measured.
+ * Counts of SQL requests: in all, by user, and by the connection string's
+ * `application_name`. Tests give a Worker a connection string with an
+ * application name of its own and read its count back (GET /stats), which is
+ * how "database requests per upload" is measured. The per-key objects have no
+ * prototype: their keys come from requests.
  */
 export interface GatewayStats extends RequestCount {
   byUser: Record<string, RequestCount>;
+  byApplication: Record<string, RequestCount>;
+}
+
+export interface Gateway {
+  /** The Hono app (POST /sql, OPTIONS /sql, GET /stats). */
+  readonly app: Hono<{ Variables: { statements: number } }>;
+  /** The whole gateway as a fetch handler: usable in-process or behind an HTTP server. */
+  handle(request: Request): Promise<Response>;
+  /** SQL requests answered since start (or since `resetStats`), for benchmarks and round-trip tests. */
+  readonly stats: GatewayStats;
+  resetStats(): void;
 }
 
 interface QuerySpec {
@@ -73,63 +104,154 @@ interface OutputMode {
   arrayMode: boolean;
 }
 
-export function createGateway({ backend, log }: GatewayOptions): Gateway {
-  const sessions = new SessionManager(backend.pool);
-  const arrayElementCache = new Map<number, Promise<number>>();
-  const stats: GatewayStats = { requests: 0, statements: 0, byUser: {} };
+interface ParsedRequest {
+  queries: QuerySpec[];
+  mode: OutputMode;
+  batch?: { isolation?: string; readOnly: boolean; deferrable: boolean };
+}
 
-  async function handle(request: Request): Promise<Response> {
-    const started = performance.now();
-    const url = new URL(request.url);
-    let statements = 0;
-    const response = await (async () => {
-      if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS_HEADERS });
-      if (url.pathname === "/stats" && request.method === "GET") return json(stats, 200);
-      if (url.pathname !== "/sql") return json({ message: "not found" }, 404);
-      if (request.method !== "POST") return json({ message: "method not allowed" }, 405);
-      try {
-        const parsed = await parseRequest(request);
-        statements = parsed.queries.length;
-        stats.requests++;
-        stats.statements += statements;
-        const user = userOf(request);
-        if (user) {
-          stats.byUser[user] ??= { requests: 0, statements: 0 };
-          const count = stats.byUser[user];
-          count.requests++;
-          count.statements += statements;
-        }
-        return await execute(parsed);
-      } catch (error) {
-        return errorResponse(error);
-      }
-    })();
-    log?.({
-      method: request.method,
-      path: url.pathname,
-      status: response.status,
-      durationMs: Math.round((performance.now() - started) * 100) / 100,
-      statements,
-      target: targetOf(request),
-    });
-    return response;
+class Counter {
+  readonly #total: RequestCount = { requests: 0, statements: 0 };
+  readonly #byUser = new Map<string, RequestCount>();
+  readonly #byApplication = new Map<string, RequestCount>();
+
+  add(user: string, application: string | null, statements: number) {
+    for (const count of [
+      this.#total,
+      Counter.#entry(this.#byUser, user),
+      ...(application ? [Counter.#entry(this.#byApplication, application)] : []),
+    ]) {
+      count.requests++;
+      count.statements += statements;
+    }
   }
 
-  async function execute(parsed: ParsedRequest): Promise<Response> {
-    const client = await sessions.acquire();
-    let broken: Error | undefined;
+  static #entry(map: Map<string, RequestCount>, key: string): RequestCount {
+    const count = map.get(key) ?? { requests: 0, statements: 0 };
+    map.set(key, count);
+    return count;
+  }
+
+  snapshot(): GatewayStats {
+    const record = (map: Map<string, RequestCount>) => {
+      const out: Record<string, RequestCount> = Object.create(null);
+      for (const [key, count] of map) out[key] = { ...count };
+      return out;
+    };
+    return { ...this.#total, byUser: record(this.#byUser), byApplication: record(this.#byApplication) };
+  }
+
+  reset() {
+    this.#total.requests = 0;
+    this.#total.statements = 0;
+    this.#byUser.clear();
+    this.#byApplication.clear();
+  }
+}
+
+export function createGateway({ backend, users, log }: GatewayOptions): Gateway {
+  const accepted: GatewayUsers = gatewayUsers(users);
+  for (const user of accepted.values()) backend.poolFor(user.role); // a server without a login for a role fails now, not per request
+  const sessions = new SessionManager(backend);
+  const arrayElementCache = new Map<number, Promise<number>>();
+  const counter = new Counter();
+  const app = new Hono<{ Variables: { statements: number } }>();
+
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    const header = c.req.header("Neon-Connection-String");
+    let user: string | null = null;
+    try {
+      user = header ? parseConnectionString(header).user : null;
+    } catch {}
+    log?.({
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+      statements: c.get("statements") ?? 0,
+      user,
+      target: header ? redactConnectionString(header) : null,
+    });
+  });
+
+  // Loopback only, at every layer: the server listens on 127.0.0.1, a Host that is not loopback (DNS
+  // rebinding) is refused, and so is any browser request from a page that is not on this machine.
+  app.use("*", async (c, next) => {
+    const hostname = new URL(c.req.url).hostname;
+    const origin = c.req.header("Origin");
+    if (!LOOPBACK_HOSTS.has(hostname) || (origin !== undefined && !isLoopbackOrigin(origin))) {
+      return c.json(errorBody(new GatewayRequestError("forbidden: the local gateway serves this machine only")), 403);
+    }
+    await next();
+    if (origin !== undefined) {
+      c.res.headers.set("Access-Control-Allow-Origin", origin);
+      c.res.headers.append("Vary", "Origin");
+    }
+  });
+
+  app.options("/sql", (c) => {
+    if (c.req.header("Origin") === undefined) return c.body(null, 403);
+    return c.body(null, 204, {
+      "Access-Control-Allow-Methods": "POST, OPTIONS",
+      "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+      "Access-Control-Max-Age": "86400",
+    });
+  });
+
+  app.get("/stats", (c) => c.json(counter.snapshot()));
+
+  app.post(
+    "/sql",
+    bodyLimit({ maxSize: MAX_REQUEST_BYTES, onError: (c) => c.json(errorBody(requestTooLarge()), 413) }),
+    async (c) => {
+      try {
+        const connection = parseConnectionString(c.req.header("Neon-Connection-String"));
+        const user = authenticate(accepted, connection);
+        const parsed = parseRequest(await c.req.text(), (name) => c.req.header(name));
+        c.set("statements", parsed.queries.length);
+        counter.add(user.name, connection.applicationName, parsed.queries.length);
+        const { body, headers } = await execute(parsed, user);
+        return c.body(body, 200, { "Content-Type": "application/json", ...headers });
+      } catch (error) {
+        const { status, body } = errorResponse(error);
+        return c.json(body, status as 400);
+      }
+    },
+  );
+  app.all("/sql", (c) => c.json(errorBody(new GatewayRequestError("method not allowed", 405)), 405));
+  app.notFound((c) => c.json(errorBody(new GatewayRequestError("not found", 404)), 404));
+  app.onError((error, c) => {
+    const { status, body } = errorResponse(error);
+    return c.json(body, status as 500);
+  });
+
+  async function execute(
+    parsed: ParsedRequest,
+    user: GatewayUser,
+  ): Promise<{ body: string; headers: Record<string, string> }> {
+    if (backend.sharedSession) for (const query of parsed.queries) guardSessionIdentity(query.query, user);
+    const session = await sessions.acquire(user.role);
+    const budget = new ResponseBudget();
+    let brokenBy: Error | undefined;
     try {
       if (!parsed.batch) {
-        const result = await runQuery(client, parsed.queries[0]);
-        const body = await shape(client, result, parsed.mode);
-        return sized(body, {});
+        const result = await runStatement(
+          session.client,
+          parsed.queries[0].query,
+          parsed.queries[0].params,
+          budget,
+          !parsed.mode.arrayMode,
+        );
+        return { body: sized(JSON.stringify(await shape(session, result, parsed.mode))), headers: {} };
       }
       const { isolation, readOnly, deferrable } = parsed.batch;
-      const results: pg.QueryArrayResult[] = [];
-      await client.query(
+      const results: StatementResult[] = [];
+      await session.client.query(
         [
           "START TRANSACTION",
-          isolation && `ISOLATION LEVEL ${ISOLATION_LEVELS[isolation]}`,
+          isolation && `ISOLATION LEVEL ${ISOLATION_LEVELS.get(isolation)}`,
           readOnly && "READ ONLY",
           deferrable && "DEFERRABLE",
         ]
@@ -137,74 +259,63 @@ export function createGateway({ backend, log }: GatewayOptions): Gateway {
           .join(" "),
       );
       try {
-        for (const query of parsed.queries) results.push(await runQuery(client, query));
-        await client.query("COMMIT");
+        for (const query of parsed.queries) {
+          const arrayMode = query.arrayMode ?? parsed.mode.arrayMode;
+          results.push(await runStatement(session.client, query.query, query.params, budget, !arrayMode));
+        }
+        await session.client.query("COMMIT");
       } catch (error) {
-        await client.query("ROLLBACK").catch(() => {});
+        if (!session.broken) await session.client.query("ROLLBACK").catch(() => {});
         throw error;
       }
-      const shaped = [];
+      const shaped: string[] = [];
       for (const [i, result] of results.entries()) {
         const arrayMode = parsed.queries[i].arrayMode ?? parsed.mode.arrayMode;
-        shaped.push(await shape(client, result, { ...parsed.mode, arrayMode }));
+        shaped.push(JSON.stringify(await shape(session, result, { ...parsed.mode, arrayMode })));
       }
       const headers: Record<string, string> = {};
       if (isolation) headers["Neon-Batch-Isolation-Level"] = isolation;
       if (readOnly) headers["Neon-Batch-Read-Only"] = "true";
       if (deferrable) headers["Neon-Batch-Deferrable"] = "true";
-      return sized({ results: shaped }, headers);
+      return { body: sized(`{"results":[${shaped.join(",")}]}`), headers };
     } catch (error) {
-      if (!isDatabaseError(error) && !(error instanceof GatewayRequestError)) broken = error as Error;
+      if (session.broken) {
+        brokenBy = session.broken;
+        // What Neon's proxy answers when its connection fails under a query: 400, the driver's
+        // message, no SQLSTATE (a database error such as 57P01 keeps its fields).
+        if (!isDatabaseError(error)) throw new GatewayRequestError((error as Error).message || "connection closed");
+      } else if (!isDatabaseError(error) && !(error instanceof GatewayRequestError)) {
+        brokenBy = error as Error;
+      }
       throw error;
     } finally {
       // The reset runs after the answer is ready; the connection is not reused before it finishes.
-      void sessions.release(client, broken);
+      void sessions.release(session, brokenBy);
     }
   }
 
-  function runQuery(client: pg.PoolClient, spec: QuerySpec): Promise<pg.QueryArrayResult> {
-    // queryMode "extended" (missing from @types/pg) forces Parse/Bind/Execute even without
-    // parameters, so two statements in one string fail with 42601 as they do on Neon.
-    const config: pg.QueryArrayConfig & { queryMode: "extended" } = {
-      text: spec.query,
-      values: spec.params,
-      rowMode: "array",
-      queryMode: "extended",
-    };
-    return client.query(config);
-  }
-
-  async function shape(client: pg.PoolClient, result: pg.QueryArrayResult, mode: OutputMode) {
-    const fields = (result.fields ?? []).map((f) => ({
-      name: f.name,
-      tableID: f.tableID,
-      columnID: f.columnID,
-      dataTypeID: f.dataTypeID,
-      dataTypeSize: f.dataTypeSize,
-      dataTypeModifier: f.dataTypeModifier,
-      // PGlite's adapter reports the format as 0; Neon and node-postgres say "text".
-      format: (f.format as unknown) === 0 || f.format === "text" ? "text" : "binary",
-    }));
-    let rows: unknown[][] = result.rows ?? [];
-    if (!mode.rawText) {
+  async function shape(session: Session, result: StatementResult, mode: OutputMode) {
+    let rows: unknown[][] = result.rows;
+    if (!mode.rawText && rows.length > 0) {
       const converters: ValueConverter[] = [];
-      for (const field of fields)
-        converters.push(await converterFor(field.dataTypeID, (oid) => arrayElement(client, oid)));
+      for (const field of result.fields) {
+        converters.push(await converterFor(field.dataTypeID, (oid) => arrayElement(session, oid)));
+      }
       rows = rows.map((row) => row.map((value, i) => converters[i](value as string | null)));
     }
     return {
-      fields,
-      command: result.command ?? "",
-      rowCount: result.rowCount ?? null,
-      rows: mode.arrayMode ? rows : rows.map((row) => Object.fromEntries(fields.map((f, i) => [f.name, row[i]]))),
+      fields: result.fields,
+      command: result.command,
+      rowCount: result.rowCount,
+      rows: mode.arrayMode ? rows : rows.map((row) => rowObject(result, row)),
       rowAsArray: mode.arrayMode,
     };
   }
 
-  function arrayElement(client: pg.PoolClient, oid: number): Promise<number> {
+  function arrayElement(session: Session, oid: number): Promise<number> {
     let cached = arrayElementCache.get(oid);
     if (!cached) {
-      cached = client
+      cached = session.client
         .query({
           text: "SELECT typelem FROM pg_catalog.pg_type WHERE oid = $1 AND typcategory = 'A'",
           values: [String(oid)],
@@ -218,43 +329,64 @@ export function createGateway({ backend, log }: GatewayOptions): Gateway {
   }
 
   return {
-    handle,
-    stats,
-    resetStats() {
-      stats.requests = 0;
-      stats.statements = 0;
-      stats.byUser = {};
+    app,
+    handle: async (request) => app.fetch(request),
+    get stats() {
+      return counter.snapshot();
     },
+    resetStats: () => counter.reset(),
   };
 }
 
-interface ParsedRequest {
-  queries: QuerySpec[];
-  mode: OutputMode;
-  batch?: { isolation?: string; readOnly: boolean; deferrable: boolean };
+/**
+ * On PGlite every role shares one superuser session, so PostgreSQL cannot stop a request from changing
+ * who it runs as; the gateway does, with the error a server gives a non-superuser (42501). (A session
+ * that changed anyway, through dynamic SQL, fails its reset check and the instance is reopened.)
+ */
+const SESSION_AUTHORIZATION = /session[\s_]+authorization/i;
+const ROLE_CHANGE = /^\s*(?:set\s+(?:session\s+|local\s+)?|reset\s+)role\b|set_config\s*\(\s*'role'/i;
+
+function guardSessionIdentity(query: string, user: GatewayUser): void {
+  if (SESSION_AUTHORIZATION.test(query)) {
+    throw new GatewayRequestError("permission denied to set session authorization", 400, "42501", "ERROR");
+  }
+  if (user.role !== null && ROLE_CHANGE.test(query)) {
+    throw new GatewayRequestError(
+      `permission denied to set role (requests of ${user.name} run as ${user.role})`,
+      400,
+      "42501",
+      "ERROR",
+    );
+  }
 }
 
-async function parseRequest(request: Request): Promise<ParsedRequest> {
-  if (!request.headers.get("Neon-Connection-String")) {
-    throw new GatewayRequestError("missing connection string: the Neon-Connection-String header is required");
-  }
-  const text = await readBody(request);
+/** An object row. `Object.fromEntries` defines keys, so a column named `__proto__` is just a key. */
+function rowObject(result: StatementResult, row: unknown[]): Record<string, unknown> {
+  return Object.fromEntries(result.fields.map((field, i) => [field.name, row[i]]));
+}
+
+function sized(body: string): string {
+  if (Buffer.byteLength(body) > MAX_RESPONSE_BYTES) throw responseTooLarge();
+  return body;
+}
+
+function parseRequest(text: string, header: (name: string) => string | undefined): ParsedRequest {
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch (error) {
     throw new GatewayRequestError(`could not parse the HTTP request body: ${(error as Error).message}`);
   }
-  const flag = (name: string) => request.headers.get(name) === "true";
+  const flag = (name: string) => header(name) === "true";
   const mode = { rawText: flag("Neon-Raw-Text-Output"), arrayMode: flag("Neon-Array-Mode") };
   if (!isObject(body)) throw new GatewayRequestError("could not parse the HTTP request body: expected a JSON object");
 
-  if ("queries" in body) {
+  if (Object.hasOwn(body, "queries")) {
     if (!Array.isArray(body.queries)) {
       throw new GatewayRequestError("could not parse the HTTP request body: `queries` must be an array");
     }
-    const isolation = request.headers.get("Neon-Batch-Isolation-Level") ?? undefined;
-    if (isolation !== undefined && !(isolation in ISOLATION_LEVELS)) {
+    const isolation = header("Neon-Batch-Isolation-Level");
+    if (isolation !== undefined && !ISOLATION_LEVELS.has(isolation)) {
       throw new GatewayRequestError("invalid isolation level");
     }
     return {
@@ -278,65 +410,12 @@ function parseQuery(value: unknown): QuerySpec {
   return { query: value.query, params: params.map(toPgParam), arrayMode };
 }
 
-async function readBody(request: Request): Promise<string> {
-  const declared = Number(request.headers.get("Content-Length") ?? 0);
-  if (declared > MAX_REQUEST_BYTES) throw tooLarge();
-  if (!request.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (let read = await reader.read(); !read.done; read = await reader.read()) {
-    size += read.value.byteLength;
-    if (size > MAX_REQUEST_BYTES) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(read.value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-function tooLarge() {
-  return new GatewayRequestError(`request is too large (max is ${MAX_REQUEST_BYTES} bytes)`, 413);
-}
-
-function sized(body: unknown, headers: Record<string, string>): Response {
-  const text = JSON.stringify(body);
-  if (Buffer.byteLength(text) > MAX_RESPONSE_BYTES) {
-    throw new GatewayRequestError(`response is too large (max is ${MAX_RESPONSE_BYTES} bytes)`, 507);
-  }
-  return new Response(text, {
-    status: 200,
-    headers: { "Content-Type": "application/json", ...CORS_HEADERS, ...headers },
-  });
-}
-
-function errorResponse(error: unknown): Response {
-  if (error instanceof GatewayRequestError) return json(errorBody(error), error.status);
-  if (isDatabaseError(error)) return json(errorBody(error), 400);
+function errorResponse(error: unknown): { status: number; body: ReturnType<typeof errorBody> } {
+  if (error instanceof GatewayRequestError) return { status: error.status, body: errorBody(error) };
+  if (isDatabaseError(error)) return { status: 400, body: errorBody(error) };
   // Not the client's fault and not PostgreSQL's: say so without internals.
   console.error("gateway: internal error:", error instanceof Error ? error.message : error);
-  return json(errorBody(new Error("internal gateway error")), 500);
-}
-
-function json(body: unknown, status: number): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "Content-Type": "application/json", ...CORS_HEADERS },
-  });
-}
-
-function targetOf(request: Request): string | null {
-  const value = request.headers.get("Neon-Connection-String");
-  return value ? redactConnectionString(value) : null;
-}
-
-function userOf(request: Request): string | null {
-  try {
-    return decodeURIComponent(new URL(request.headers.get("Neon-Connection-String") ?? "").username) || null;
-  } catch {
-    return null;
-  }
+  return { status: 500, body: errorBody(new Error("internal gateway error")) };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

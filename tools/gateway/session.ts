@@ -1,12 +1,18 @@
 import type pg from "pg";
+import type { Backend } from "./backends.ts";
+import { DatabaseUnreachableError, isDatabaseError } from "./errors.ts";
 
 /**
- * Every Neon HTTP request runs in what looks like a fresh session. Pooled
- * connections are therefore reset after each request (an open or failed
- * transaction rolled back, every setting, prepared statement, cursor, listener,
- * advisory lock and temporary table gone) and given Neon's output settings
- * again, so that text output (dates, intervals, bytea) and error messages
- * look the same as Neon's.
+ * Every Neon HTTP request runs in what looks like a fresh session, as the role
+ * its user maps to. Pooled backend sessions are therefore reset after each
+ * request — an open or failed transaction rolled back, the session's identity
+ * (SESSION AUTHORIZATION, ROLE) restored, every setting, cursor, prepared
+ * statement, listener, advisory lock, temporary object and sequence state
+ * gone — given Neon's output settings again, and checked: a session whose
+ * session user is not what it was at login is never reused. A session that
+ * fails its reset or breaks (connection lost, instance stopped) is discarded
+ * and replaced; on PGlite, whose one session cannot be replaced, the instance
+ * is reopened (`Backend.recover`).
  */
 const OUTPUT_SETTINGS = [
   "SET DateStyle = 'ISO, MDY'",
@@ -16,11 +22,13 @@ const OUTPUT_SETTINGS = [
   "SET client_encoding = 'UTF8'",
 ];
 
-/** `lc_messages` needs a superuser; on a server where we are not one, messages stay in the server's language. */
+/** Needs a superuser; login roles get it as a per-role default instead (tools/db/roles.ts). */
 const ENGLISH_MESSAGES = "SET lc_messages = 'C'";
 
 const RESET = [
   "ROLLBACK",
+  "SET SESSION AUTHORIZATION DEFAULT",
+  "RESET ROLE",
   "CLOSE ALL",
   "RESET ALL",
   "DEALLOCATE ALL",
@@ -31,60 +39,135 @@ const RESET = [
   "DISCARD TEMP",
 ];
 
+const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
+const setRole = (role: string | null) => (role === null ? "RESET ROLE" : `SET ROLE ${quoteIdent(role)}`);
+
+interface SessionState {
+  /** The session user at login; the reset must find it unchanged. */
+  sessionUser: string;
+  superuser: boolean;
+  /** The role the session currently runs as (null: its session user). */
+  role: string | null;
+  /** Set when node-postgres reports the connection broken (socket closed, backend terminated, instance stopped). */
+  broken?: Error;
+}
+
+export interface Session {
+  readonly client: pg.PoolClient;
+  readonly role: string | null;
+  /** The error that broke the connection, if any (then it must not be reused). */
+  readonly broken: Error | undefined;
+}
+
 export class SessionManager {
-  #canSetMessages: boolean | undefined;
-  readonly #prepared = new WeakSet<pg.PoolClient>();
+  readonly #states = new WeakMap<pg.PoolClient, SessionState>();
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly backend: Backend) {}
 
-  /** A connection in a fresh Neon-like session. */
-  async acquire(): Promise<pg.PoolClient> {
-    const client = await this.pool.connect();
-    if (!this.#prepared.has(client)) {
-      try {
-        await client.query(await this.#sessionSql(client, false));
-      } catch (error) {
-        client.release(error as Error);
-        throw error;
+  /** A connection in a fresh Neon-like session running as `role`. */
+  async acquire(role: string | null): Promise<Session> {
+    const pool = this.backend.poolFor(role);
+    const client = await this.#connect(pool);
+    const state = this.#states.get(client);
+    try {
+      if (!state) {
+        await this.#prepare(client, role);
+      } else if (state.role !== role) {
+        // Only on PGlite, where one session serves every role.
+        await client.query(setRole(role));
+        state.role = role;
       }
-      this.#prepared.add(client);
+    } catch (error) {
+      // PostgreSQL refused (e.g. a role that does not exist): the session is intact, reset it as usual.
+      if (isDatabaseError(error) && this.#states.has(client)) await this.release(this.#session(client, role));
+      else await this.#discard(client, error as Error);
+      throw isDatabaseError(error) ? error : new DatabaseUnreachableError((error as Error).message);
     }
-    return client;
+    return this.#session(client, role);
+  }
+
+  #session(client: pg.PoolClient, role: string | null): Session {
+    const states = this.#states;
+    return {
+      client,
+      role,
+      get broken() {
+        return states.get(client)?.broken;
+      },
+    };
   }
 
   /**
-   * Resets the session and returns the connection to the pool. A connection
-   * that failed for a reason other than a database error is dropped instead.
+   * Resets the session and returns the connection to the pool; discards it
+   * instead when it broke, when `brokenBy` says so, or when the reset fails.
    */
-  async release(client: pg.PoolClient, brokenBy?: Error): Promise<void> {
-    if (brokenBy) {
-      this.#prepared.delete(client);
-      client.release(brokenBy);
+  async release(session: Session, brokenBy?: Error): Promise<void> {
+    const { client } = session;
+    const state = this.#states.get(client);
+    const broken = brokenBy ?? state?.broken;
+    if (!state || broken) {
+      await this.#discard(client, broken ?? new Error("session without state"));
       return;
     }
     try {
-      await client.query(await this.#sessionSql(client, true));
+      const results = (await client.query(this.#sessionSql(state, session.role, true))) as unknown as pg.QueryResult[];
+      const last = results[results.length - 1];
+      const sessionUser = String(Object.values(last.rows[0] ?? {})[0]);
+      if (sessionUser !== state.sessionUser) {
+        throw new Error(`the session user changed from ${state.sessionUser} to ${sessionUser}`);
+      }
+      state.role = session.role;
       client.release();
     } catch (error) {
-      this.#prepared.delete(client);
-      client.release(error as Error);
+      await this.#discard(client, error as Error);
     }
   }
 
-  async #sessionSql(client: pg.PoolClient, reset: boolean): Promise<string> {
-    if (this.#canSetMessages === undefined) {
-      try {
-        await client.query(ENGLISH_MESSAGES);
-        this.#canSetMessages = true;
-      } catch {
-        this.#canSetMessages = false;
+  async #connect(pool: pg.Pool): Promise<pg.PoolClient> {
+    try {
+      return await pool.connect();
+    } catch (error) {
+      // A stopped embedded instance comes back from its folder; a server is retried by the next request.
+      if (this.backend.kind === "embedded" && (await this.backend.recover())) {
+        try {
+          return await pool.connect();
+        } catch {}
       }
+      throw new DatabaseUnreachableError((error as Error).message);
     }
-    const statements = [
-      ...(reset ? RESET : []),
-      ...OUTPUT_SETTINGS,
-      ...(this.#canSetMessages ? [ENGLISH_MESSAGES] : []),
-    ];
+  }
+
+  async #prepare(client: pg.PoolClient, role: string | null): Promise<void> {
+    const state: SessionState = { sessionUser: "", superuser: false, role: null };
+    // From now on a connection error is recorded, never an unhandled 'error' event.
+    client.on("error", (error: Error) => {
+      state.broken ??= error;
+    });
+    this.#states.set(client, state);
+    const { rows } = await client.query({
+      text: "SELECT session_user::text, current_setting('is_superuser')",
+      rowMode: "array",
+    });
+    state.sessionUser = String(rows[0][0]);
+    state.superuser = rows[0][1] === "on";
+    await client.query(this.#sessionSql(state, role, false));
+    state.role = role;
+  }
+
+  #sessionSql(state: SessionState, role: string | null, reset: boolean): string {
+    const statements = [...(reset ? RESET : []), ...OUTPUT_SETTINGS];
+    if (state.superuser) statements.push(ENGLISH_MESSAGES);
+    if (role !== null) statements.push(setRole(role));
+    if (reset) statements.push("SELECT session_user::text");
     return statements.join(";\n");
+  }
+
+  async #discard(client: pg.PoolClient, reason: Error): Promise<void> {
+    this.#states.delete(client);
+    // PGlite has one session for all its connections: a new connection would find the old session's
+    // state, so replacing the session means reopening the instance — before the pool's only slot is
+    // free again, so that no request gets the old one.
+    if (this.backend.kind === "embedded") await this.backend.recover();
+    client.release(reason);
   }
 }

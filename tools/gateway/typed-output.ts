@@ -1,3 +1,5 @@
+import { parse as parseArray } from "postgres-array";
+
 /**
  * Typed JSON output, used when a client does not ask for `Neon-Raw-Text-Output`.
  * Mirrors Neon's proxy (json.rs): booleans, 2/4-byte integers and floats become
@@ -27,7 +29,8 @@ export async function converterFor(typeOid: number, elementOf: ArrayElementLooku
   const element = await elementOf(typeOid);
   if (element === 0) return (text) => text;
   const convertElement = await converterFor(element, elementOf);
-  return (text) => (text === null ? null : mapNested(parseArrayLiteral(text), convertElement));
+  // postgres-array reads PostgreSQL's array text (`{1,NULL,"a \\"b\\""}`, `{{1,2},{3,4}}`, `[0:1]={…}`).
+  return (text) => (text === null ? null : mapNested(parseArray(text), convertElement));
 }
 
 function scalarConverter(typeOid: number): ValueConverter | undefined {
@@ -52,51 +55,7 @@ function scalarConverter(typeOid: number): ValueConverter | undefined {
   }
 }
 
-type Nested = string | null | Nested[];
-
-function mapNested(value: Nested, convert: ValueConverter): unknown {
-  return Array.isArray(value) ? value.map((v) => mapNested(v, convert)) : convert(value);
-}
-
-/** Parses PostgreSQL's text form of an array, e.g. `{1,NULL,"a \"b\""}` or `{{1,2},{3,4}}`. */
-function parseArrayLiteral(text: string): Nested[] {
-  let pos = 0;
-  // Arrays with non-default bounds are printed as `[0:1]={...}`.
-  if (text.startsWith("[")) pos = text.indexOf("=") + 1;
-
-  function parseArray(): Nested[] {
-    const items: Nested[] = [];
-    pos++; // "{"
-    if (text[pos] === "}") {
-      pos++;
-      return items;
-    }
-    for (;;) {
-      items.push(parseItem());
-      const ch = text[pos++];
-      if (ch === "}") return items;
-      if (ch !== ",") throw new Error(`malformed array literal at ${pos - 1}`);
-    }
-  }
-
-  function parseItem(): Nested {
-    if (text[pos] === "{") return parseArray();
-    if (text[pos] === '"') {
-      let out = "";
-      pos++;
-      while (text[pos] !== '"') {
-        if (pos >= text.length) throw new Error("unterminated quoted array element");
-        if (text[pos] === "\\") pos++;
-        out += text[pos++];
-      }
-      pos++;
-      return out;
-    }
-    const start = pos;
-    while (pos < text.length && text[pos] !== "," && text[pos] !== "}") pos++;
-    const raw = text.slice(start, pos);
-    return raw === "NULL" ? null : raw;
-  }
-
-  return parseArray();
+/** Applies `convert` to every element of a parsed (possibly nested) array; NULL stays null. */
+function mapNested(value: unknown, convert: ValueConverter): unknown {
+  return Array.isArray(value) ? value.map((v) => mapNested(v, convert)) : convert(value as string | null);
 }
