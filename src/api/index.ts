@@ -72,7 +72,7 @@ function documentSeparateRoutes(api: ReturnType<typeof apiApp>) {
     summary: "Upload CI test results (signed with the repository's secret)",
     description: `Body at most INGESTION_MAX_BODY_BYTES (default ${LIMITS.defaultMaxBodyBytes} bytes); at most ${LIMITS.results} results.`,
     security: [{ repositorySignature: [] }],
-    request: { body: { content: { "application/json": { schema: payloadSchema.openapi("IngestionPayload") } } } },
+    request: { body: { content: { "application/json": { schema: payloadSchema } } } },
     responses: {
       200: { description: "Stored (or a duplicate)", content: { "application/json": { schema: ingestionResponse } } },
       400: error("Invalid JSON or payload"),

@@ -56,7 +56,28 @@ export function details(...parts: unknown[]): string | undefined {
   const kept = parts.filter((part): part is string => typeof part === "string" && part.trim() !== "");
   if (kept.length === 0) return undefined;
   const joined = kept.map((part) => part.trim()).join("\n\n");
-  return joined.length > MAX_DETAILS_CHARS ? joined.slice(0, MAX_DETAILS_CHARS) : joined;
+  return joined.length > MAX_DETAILS_CHARS ? keepHead(joined, MAX_DETAILS_CHARS) : joined;
+}
+
+/**
+ * Output is cut before it is redacted, so a cut must not leave half a token that no redaction rule would
+ * recognise: the partial word at the cut (up to 512 characters of it) is dropped as well.
+ */
+export function keepHead(value: string, max: number): string {
+  const head = value.slice(0, max);
+  for (let at = head.length - 1; at >= Math.max(0, head.length - 513); at--) {
+    if (/\s/.test(head[at] as string)) return head.slice(0, at);
+  }
+  return head.slice(0, Math.max(0, max - 512));
+}
+
+/** The end of `value`, at most `max` characters, without the partial word at the cut. */
+export function keepTail(value: string, max: number): string {
+  const tail = value.slice(-max);
+  for (let at = 0; at < Math.min(tail.length, 513); at++) {
+    if (/\s/.test(tail[at] as string)) return tail.slice(at + 1);
+  }
+  return tail.slice(512);
 }
 
 /** A non-empty trimmed string, or undefined. */

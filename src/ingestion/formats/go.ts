@@ -4,6 +4,7 @@ import {
   details,
   foldAttempts,
   isoFromText,
+  keepTail,
   msFromSeconds,
   ndjsonLines,
   parseJsonLine,
@@ -26,7 +27,7 @@ interface Running {
 /** Output kept while a test runs: its tail, which is where go puts the failure. */
 function append(running: Running, chunk: string): void {
   running.output += chunk;
-  if (running.output.length > 2 * MAX_DETAILS_CHARS) running.output = running.output.slice(-MAX_DETAILS_CHARS);
+  if (running.output.length > 2 * MAX_DETAILS_CHARS) running.output = keepTail(running.output, MAX_DETAILS_CHARS);
 }
 
 export function parseGoTestReport(content: string): ParsedReport {
