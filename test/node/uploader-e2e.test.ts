@@ -14,20 +14,22 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKek, parseKeyring } from "../../src/lib/keyring.ts";
 import { createRepoWithSecret } from "../../tools/db/create-repo.ts";
+import { serveLocalGateway } from "../../tools/db/local-gateway.ts";
 import { migrateUp } from "../../tools/db/migrator.ts";
 import { createTestDatabase, type TestDatabase } from "../../tools/db/test-database.ts";
-import { serveLocalGateway } from "../../tools/db/local-gateway.ts";
 import type { RunningGateway } from "../../tools/gateway/index.ts";
 import { freePort, startWranglerDev, type WranglerDev } from "../../tools/wrangler-dev.ts";
 import { runUploadCli } from "./uploader-cli.ts";
+import { type InstalledUploader, nodeBinaries, packAndInstall } from "./uploader-package.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const CORPUS = "test/fixtures/junit";
 const COMMIT = "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c";
 const OTHER_COMMIT = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
 
-/** The CLI as CI runs it, in a clean environment. */
-const runCli = (args: string[], env: Record<string, string>, cwd = ROOT) => runUploadCli(args, env, cwd);
+/** The CLI as CI runs it, in a clean environment: the checkout's, or `command` (an installed bin). */
+const runCli = (args: string[], env: Record<string, string>, cwd = ROOT, command?: string[]) =>
+  runUploadCli(args, env, cwd, command);
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -91,11 +93,12 @@ describe("uploader → wrangler dev → gateway → database", () => {
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   };
 
-  const upload = (args: string[], env: Record<string, string> = {}, cwd?: string) =>
+  const upload = (args: string[], env: Record<string, string> = {}, cwd?: string, command?: string[]) =>
     runCli(
       args,
       { ANCHORPIPE_URL: (worker as WranglerDev).url, ANCHORPIPE_REPO_ID: repoId, ANCHORPIPE_SECRET: secret, ...env },
       cwd,
+      command,
     ).then((run) => {
       // Never printed, whatever happened.
       expect(run.stdout + run.stderr).not.toContain(secret);
@@ -287,19 +290,89 @@ describe("uploader → wrangler dev → gateway → database", () => {
     // horovod 10/0/4, jest-junit 1/4/1, nested 2/3/0, bun 2/1/0.
     expect(await statusCounts("e2e-glob")).toEqual({ pass: 15, fail: 8, skip: 5 });
 
-    // Two test classes inherit one test from elastic_common.py: one test case, two results.
-    const shared = await query(
-      `select r.test_case_id, r.duration_ms from test_runs r join test_cases c on c.id = r.test_case_id
+    // Two test classes inherit one test from elastic_common.py: the file is the path, the class tells them apart.
+    const inherited = await query(
+      `select c.name, r.duration_ms from test_runs r join test_cases c on c.id = r.test_case_id
         where r.repo_id = $1 and r.run_id = 'e2e-glob'
-          and c.path = 'test/integration/elastic_common.py' and c.name = 'test_all_ranks_failure'
+          and c.path = 'test/integration/elastic_common.py' and c.name like '%::test_all_ranks_failure'
         order by r.duration_ms`,
       [repoId],
     );
-    expect(shared.map((r) => r.duration_ms)).toEqual(["2874", "4603"]);
-    expect(shared[0]!.test_case_id).toBe(shared[1]!.test_case_id);
+    expect(inherited).toEqual([
+      { name: "test.integration.test_elastic_torch.ElasticTorchTests::test_all_ranks_failure", duration_ms: "2874" },
+      {
+        name: "test.integration.test_elastic_tensorflow.ElasticTensorFlowTests::test_all_ranks_failure",
+        duration_ms: "4603",
+      },
+    ]);
     const after = await totals();
     expect(after.runs - before.runs).toBe(28);
     expect(after.ingestions - before.ingestions).toBe(parts);
+  });
+
+  it("shards of one CI run (same commit and run id, v1) are stored as two uploads; a shard sent again is a duplicate", async () => {
+    const before = await totals();
+    const shard = (file: string) =>
+      upload([`${CORPUS}/${file}`, "--commit", COMMIT, "--run-id", "e2e-shards", "--signature", "v1"]);
+    const [first, second] = [await shard("jest-junit.xml"), await shard("nested.xml")];
+    expect(first.code, first.stderr).toBe(0);
+    expect(second.code, second.stderr).toBe(0);
+    expect(first.stdout + second.stdout).not.toContain("duplicate");
+    const ingestions = await query<{ idempotency_key: string; tests_total: string }>(
+      "select idempotency_key, tests_total from ingestions where repo_id = $1 and run_id = 'e2e-shards' order by tests_total",
+      [repoId],
+    );
+    // The uploader's own keys (ap_…, one per shard's content) travel in the v1 body.
+    expect(ingestions.map((i) => i.tests_total)).toEqual(["5", "6"]);
+    expect(new Set(ingestions.map((i) => i.idempotency_key)).size).toBe(2);
+    for (const i of ingestions) expect(i.idempotency_key).toMatch(/^ap_[0-9a-f]{64}$/);
+    // jest-junit 1/4/1, nested 2/3/0.
+    expect(await statusCounts("e2e-shards")).toEqual({ pass: 3, fail: 7, skip: 1 });
+
+    const again = await shard("nested.xml");
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain("already received earlier (duplicate, nothing stored twice)");
+    const after = await totals();
+    expect(after).toEqual({ ingestions: before.ingestions + 2, runs: before.runs + 11, cases: after.cases });
+  });
+
+  describe("the installable package (npm run build:uploader, npm pack, npm install of the tarball)", () => {
+    let installed: InstalledUploader;
+
+    beforeAll(async () => {
+      installed = await packAndInstall(path.join(workDir as string, "package"));
+    }, 120_000);
+
+    it("is one bundled file and a manifest, for Node 18 and later, with no dependencies to install", () => {
+      expect(installed.files).toEqual(["README.md", "dist/anchorpipe.mjs", "package.json"]);
+      expect(installed.manifest).toMatchObject({
+        name: "anchorpipe",
+        bin: { anchorpipe: "dist/anchorpipe.mjs" },
+        engines: { node: ">=18" },
+      });
+      expect(installed.manifest.dependencies).toBeUndefined();
+    });
+
+    it("installed in a folder without this repository, uploads to the Worker with every Node at hand", async () => {
+      const reports = path.join(installed.projectDir, "reports");
+      await mkdir(reports, { recursive: true });
+      await copyFile(path.join(ROOT, CORPUS, "bun-nested.xml"), path.join(reports, "junit.xml"));
+      const nodes = await nodeBinaries();
+      for (const { node, version } of nodes) {
+        const runId = `e2e-package-${version}`;
+        // The bin's "#!/usr/bin/env node" finds this Node first, as it would in a CI image with that Node.
+        const env = { PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ""}` };
+        const run = await upload(["reports/*.xml", "--commit", COMMIT, "--run-id", runId], env, installed.projectDir, [
+          installed.bin,
+        ]);
+        expect(run.code, `${version}: ${run.stderr}`).toBe(0);
+        expect(run.stdout).toContain(`uploading 3 results in 1 part`);
+        expect(run.stdout).toContain("1/1 part uploaded");
+        expect(await statusCounts(runId), version).toEqual({ pass: 2, fail: 1 });
+      }
+      const version = await runCli([], {}, installed.projectDir, [installed.bin, "--version"]);
+      expect(version.stdout.trim()).toBe(installed.manifest.version);
+    });
   });
 
   it("a wrong secret is rejected (exit 1), nothing is stored and the failure is audited", async () => {
