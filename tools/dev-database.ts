@@ -16,7 +16,7 @@ import { ensureDemoRepo } from "./db/demo.ts";
 import { loadDevKek } from "./db/dev-kek.ts";
 import { loadDevRolePasswords, serveLocalGateway } from "./db/local-gateway.ts";
 import { migrateUp } from "./db/migrator.ts";
-import { createLoginRoles } from "./db/roles.ts";
+import { createLoginRoles, devLoginPrefix } from "./db/roles.ts";
 
 export type DevDatabaseMessage =
   | {
@@ -46,16 +46,10 @@ process.on("unhandledRejection", (error) =>
 // Ctrl-C reaches the whole foreground process group; the parent decides when this process stops.
 process.on("SIGINT", () => {});
 
-/** Login roles on a server database, named after it (roles are server-wide). */
-function loginPrefix(databaseUrl: string): string {
-  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || "postgres";
-  return `anchorpipe_dev_${database.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`.slice(0, 50);
-}
-
 async function main() {
   const gatewayPort = Number(process.env.GATEWAY_PORT ?? 8788);
   const serverUrl = process.env.DATABASE_URL;
-  const logins = serverUrl ? await createLoginRoles(serverUrl, loginPrefix(serverUrl)) : undefined;
+  const logins = serverUrl ? await createLoginRoles(serverUrl, devLoginPrefix(serverUrl)) : undefined;
   const backend = await openDatabase(process.env, logins).catch((error: Error) => {
     const hint = serverUrl ? "" : " (the embedded database lives in .data/pglite; delete it to start afresh)";
     throw new Error(`could not open the database: ${error.message}${hint}`);

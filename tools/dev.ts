@@ -11,6 +11,7 @@
  * embedded database keeps its data between runs.
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import type { DevDatabaseMessage } from "./dev-database.ts";
@@ -54,6 +55,15 @@ const killWrangler = (signal: NodeJS.Signals) => {
   } catch {}
 };
 
+function groupAlive(): boolean {
+  try {
+    if (wrangler?.pid) process.kill(-wrangler.pid, 0);
+    return wrangler?.pid !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 async function stop(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
@@ -66,6 +76,11 @@ async function stop(code: number): Promise<void> {
   }, 5_000);
   await Promise.all([wranglerExited, databaseExited]);
   clearTimeout(forced);
+  // workerd can outlive wrangler for a moment: the group is gone only when its last process is.
+  for (let i = 0; i < 100 && groupAlive(); i++) {
+    killWrangler("SIGKILL");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   process.exit(code);
 }
 
@@ -123,8 +138,9 @@ console.log(`
 `);
 
 // --- the Worker -------------------------------------------------------------------------------------------
+const localWrangler = path.join(import.meta.dirname, "../node_modules/.bin/wrangler");
 wrangler = spawn(
-  "wrangler",
+  existsSync(localWrangler) ? localWrangler : "wrangler",
   [
     "dev",
     "--port",

@@ -90,6 +90,12 @@ const ADOPTABLE = `
     AND NOT EXISTS (SELECT FROM pg_class c WHERE c.reltype = t.oid AND c.relkind <> 'c')
     AND t.typowner <> (SELECT oid FROM pg_roles WHERE rolname = $1)`;
 
+/** The prefix of `npm run dev`'s login roles on a server database: named after the database (roles are server-wide). */
+export function devLoginPrefix(databaseUrl: string): string {
+  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || "postgres";
+  return `anchorpipe_dev_${database.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`.slice(0, 50);
+}
+
 /** Name of the login role for `role` in a set of logins made for one purpose (e.g. one test database). */
 export const loginName = (prefix: string, key: RoleKey) => `${prefix}_${key}`;
 
