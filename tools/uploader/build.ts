@@ -93,6 +93,7 @@ if (import.meta.filename === process.argv[1]) {
   const built = await buildUploaderPackage(outDir);
   console.log(
     `built ${built.name}@${built.version}: ${path.relative(process.cwd(), built.bin)} (${(built.bytes / 1024).toFixed(0)} KiB)\n` +
-      `pack it with: npm pack ${path.relative(process.cwd(), built.dir) || "."}`,
+      // "./": without it npm reads packages/uploader as a GitHub repository.
+      `pack it with: npm pack ./${path.relative(process.cwd(), built.dir)}`,
   );
 }
