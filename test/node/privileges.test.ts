@@ -57,14 +57,22 @@ afterAll(() => database.drop());
 
 describe("append-only history", () => {
   describe.each(APPEND_ONLY)("%s", (table) => {
-    it.each([null, "anchorpipe_app"])("rejects UPDATE, DELETE and TRUNCATE as %s", async (role) => {
-      for (const statement of [`UPDATE ${table} SET created_at = now()`, `DELETE FROM ${table}`, `TRUNCATE ${table}`]) {
-        const { error } = await as(role, [statement]);
-        expect(error?.code, `${role ?? "owner"}: ${statement}`).toBe("42501");
-        // The owner is stopped by the trigger, the app role already by its missing privilege.
-        expect(error?.message).toMatch(role ? /permission denied/ : /is append-only/);
-      }
-    });
+    it.each([null, "anchorpipe_migrator", "anchorpipe_app"])(
+      "rejects UPDATE, DELETE and TRUNCATE as %s",
+      async (role) => {
+        for (const statement of [
+          `UPDATE ${table} SET created_at = now()`,
+          `DELETE FROM ${table}`,
+          `TRUNCATE ${table}`,
+        ]) {
+          const { error } = await as(role, [statement]);
+          expect(error?.code, `${role ?? "superuser"}: ${statement}`).toBe("42501");
+          // The superuser and the owner (the migrator) are stopped by the trigger, the app role already by
+          // its missing privilege.
+          expect(error?.message).toMatch(role === "anchorpipe_app" ? /permission denied/ : /is append-only/);
+        }
+      },
+    );
 
     it("accepts INSERT and SELECT as the application", async () => {
       const { error } = await as("anchorpipe_app", [`SELECT count(*) FROM ${table}`]);
@@ -156,9 +164,17 @@ describe("least privilege", () => {
     expect(error).toBeUndefined();
   });
 
+  it("anchorpipe_migrator owns every object of the schema", async () => {
+    const { rows } = await database.backend.pool.query(
+      `select distinct pg_get_userbyid(relowner)::text as owner from pg_class where relnamespace = 'public'::regnamespace
+       union select distinct pg_get_userbyid(proowner)::text from pg_proc where pronamespace = 'public'::regnamespace`,
+    );
+    expect(rows).toEqual([{ owner: "anchorpipe_migrator" }]);
+  });
+
   it("the three roles exist without login rights", async () => {
     const { rows } = await database.backend.pool.query(
-      "select rolname, rolcanlogin from pg_roles where rolname like 'anchorpipe\\_%' order by rolname",
+      "select rolname, rolcanlogin from pg_roles where rolname in ('anchorpipe_app', 'anchorpipe_migrator', 'anchorpipe_readonly') order by rolname",
     );
     expect(rows).toEqual([
       { rolname: "anchorpipe_app", rolcanlogin: "f" },
