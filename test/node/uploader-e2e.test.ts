@@ -8,10 +8,11 @@
  * back directly from the database.
  */
 import { randomBytes } from "node:crypto";
-import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { detectFormat, parseReport } from "../../src/ingestion/formats/index.ts";
 import { generateKek, parseKeyring } from "../../src/lib/keyring.ts";
 import { createRepoWithSecret } from "../../tools/db/create-repo.ts";
 import { serveLocalGateway } from "../../tools/db/local-gateway.ts";
@@ -334,6 +335,40 @@ describe("uploader → wrangler dev → gateway → database", () => {
     expect(again.stdout).toContain("already received earlier (duplicate, nothing stored twice)");
     const after = await totals();
     expect(after).toEqual({ ingestions: before.ingestions + 2, runs: before.runs + 11, cases: after.cases });
+  });
+
+  it("a folder of mixed reports: each file's format is detected and every result of every format lands", async () => {
+    const fixtures = path.resolve(CORPUS, "..");
+    const folder = path.join(workDir as string, "mixed");
+    const picks = [
+      "junit/pytest.xml",
+      "trx/xunit-v3.trx",
+      "nunit/jenkins-nunit-correct.xml",
+      "jest-json/jest-testresultsprocessor-books.json",
+      "mocha-json/mocha-own-suite.json",
+      "playwright-json/e2e-playwright-interial.json",
+      "pytest-json/pytest-json-report-sample.json",
+      "go-test-json/gotestsum-input.out",
+      "rspec-json/rspec-dorny.json",
+      "dart-json/dart-dorny.json",
+      "ctrf/playwright-ctrf-flaky-project.json",
+    ];
+    let expected = 0;
+    for (const [index, pick] of picks.entries()) {
+      const content = await readFile(path.join(fixtures, pick), "utf8");
+      expected += parseReport(detectFormat(content) as string, content).results.length;
+      // Names that say nothing of the format: detection is by content.
+      await mkdir(path.join(folder, String(index)), { recursive: true });
+      await writeFile(path.join(folder, String(index), "report.out"), content);
+    }
+    const run = await upload(["mixed/**/*", "--commit", COMMIT, "--run-id", "e2e-mixed"], {}, workDir);
+    expect(run.code, run.stderr + run.stdout).toBe(0);
+    const [stored] = await query<{ n: string }>(
+      "select count(*) as n from test_runs where repo_id = $1 and run_id = 'e2e-mixed'",
+      [repoId],
+    );
+    expect(Number(stored!.n)).toBe(expected);
+    expect(expected).toBeGreaterThan(900);
   });
 
   describe("the installable package (npm run build:uploader, npm pack, npm install of the tarball)", () => {

@@ -3,13 +3,28 @@
  * files go into one `reports` group, bare arrays of results into one `tests` group, and each payload file
  * into its own. Top-level fields come from flags, over CI variables, over the payload file's own values.
  */
-import { type Framework, payloadSchema } from "../../src/contract/ingestion.ts";
+import { type Framework, payloadSchema, type ReportFormat } from "../../src/contract/ingestion.ts";
 import type { CiInfo } from "./ci-env.ts";
 import { UploadError } from "./errors.ts";
 import type { LoadedInput } from "./inputs.ts";
 import { countTestcases } from "./junit-split.ts";
 import type { Item, PayloadFields, UploadGroup } from "./parts.ts";
 import { missingRunValue } from "./run-context.ts";
+
+/** The `framework` an upload of one report format declares. */
+const FORMAT_FRAMEWORKS: Record<ReportFormat, Framework> = {
+  junit: "junit",
+  trx: "unknown",
+  nunit: "unknown",
+  "jest-json": "jest",
+  "mocha-json": "mocha",
+  "playwright-json": "playwright",
+  "pytest-json": "pytest",
+  "go-test-json": "go",
+  "rspec-json": "unknown",
+  "dart-json": "unknown",
+  ctrf: "unknown",
+};
 
 export interface GroupContext {
   repoId: string;
@@ -60,21 +75,28 @@ function fieldsFor(context: GroupContext, defaultFramework: Framework, file?: Lo
 export function buildGroups(inputs: LoadedInput[], context: GroupContext): UploadGroup[] {
   const groups: UploadGroup[] = [];
   let reports: Item[] | undefined;
+  let reportsGroup: UploadGroup | undefined;
   let tests: Item[] | undefined;
   const nothingIn = (source: string, what: string) =>
     context.warnings.push(`${source}: no ${what}, nothing to send from it`);
   for (const input of inputs) {
     const { source } = input;
-    if (input.kind === "junit") {
-      if (countTestcases(input.content) === 0) {
+    if (input.kind === "junit" || input.kind === "report") {
+      if (input.kind === "junit" && countTestcases(input.content) === 0) {
         nothingIn(source, "<testcase> elements");
         continue;
       }
+      const framework = FORMAT_FRAMEWORKS[input.kind === "junit" ? "junit" : input.format];
       if (!reports) {
         reports = [];
-        groups.push({ kind: "reports", fields: fieldsFor(context, "junit"), items: reports });
+        reportsGroup = { kind: "reports", fields: fieldsFor(context, framework), items: reports };
+        groups.push(reportsGroup);
+      } else if (reportsGroup && !context.framework && reportsGroup.fields.framework !== framework) {
+        // Reports of several frameworks in one upload: the upload's framework says so.
+        reportsGroup.fields.framework = "unknown";
       }
-      reports.push({ value: { format: "junit", content: input.content }, source });
+      const format = input.kind === "junit" ? "junit" : input.format;
+      reports.push({ value: { format, content: input.content }, source });
     } else if (input.kind === "tests") {
       if (input.tests.length === 0) {
         nothingIn(source, "test results");

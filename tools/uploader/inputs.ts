@@ -1,15 +1,18 @@
 /**
- * Reading the inputs: files and globs expanded in argument order, each file read as JUnit XML, an array of
- * test results, or a whole payload.
+ * Reading the inputs: files and globs expanded in argument order, each file read as a test report (its
+ * format detected by content: JUnit XML, TRX, NUnit, jest/vitest, Mocha, Playwright, pytest, go test,
+ * RSpec, dart/flutter, CTRF), an array of test results, or a whole payload.
  */
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { glob } from "tinyglobby";
-import { payloadSchema } from "../../src/contract/ingestion.ts";
+import { payloadSchema, type ReportFormat } from "../../src/contract/ingestion.ts";
+import { detectFormat } from "../../src/ingestion/formats/detect.ts";
 import { UploadError } from "./errors.ts";
 
 export type LoadedInput =
   | { kind: "junit"; source: string; content: string }
+  | { kind: "report"; source: string; format: Exclude<ReportFormat, "junit">; content: string }
   | { kind: "tests"; source: string; tests: unknown[] }
   | { kind: "payload"; source: string; payload: Record<string, unknown> };
 
@@ -53,6 +56,9 @@ export async function loadInput(file: string, cwd: string): Promise<LoadedInput>
   } catch (error) {
     throw new UploadError(`cannot read ${source}: ${(error as Error).message}`);
   }
+  const format = detectFormat(text);
+  if (format === "junit") return { kind: "junit", source, content: text };
+  if (format) return { kind: "report", source, format, content: text };
   const ext = path.extname(file).toLowerCase();
   const head = text.trimStart()[0];
   const isXml = ext === ".xml" || (ext !== ".json" && head === "<");

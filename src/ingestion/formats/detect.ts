@@ -3,7 +3,7 @@
  * folder of mixed reports with this module without bundling a parser (no fast-xml-parser, no Node APIs).
  * Every format, its CI command and its mapping: docs/report-formats.md.
  */
-import type { ReportFormat } from "../../contract/ingestion";
+import type { ReportFormat } from "../../contract/ingestion.ts";
 
 // The names belong to the wire contract; detection lives here, beside the parsers.
 export {
@@ -12,7 +12,7 @@ export {
   REPORT_FORMATS,
   type ReportFormat,
   resolveFormat,
-} from "../../contract/ingestion";
+} from "../../contract/ingestion.ts";
 
 /** How much of a report detection looks at. */
 export const DETECTION_WINDOW = 4096;
