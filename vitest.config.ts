@@ -19,6 +19,7 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 DATABASE_URL: inject("workerDatabaseUrl"),
+                DATABASE_URL_READONLY: inject("readonlyDatabaseUrl"),
                 NEON_LOCAL_GATEWAY: "true",
                 ENVIRONMENT: "test",
                 HMAC_KEK: inject("hmacKek"),

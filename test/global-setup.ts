@@ -11,6 +11,11 @@ declare module "vitest" {
      * Worker's role in production) with this run's password. A privilege missing from the grants fails here.
      */
     workerDatabaseUrl: string;
+    /**
+     * The Worker's DATABASE_URL_READONLY: the same database through the gateway as `anchorpipe_readonly`, the
+     * role of a read replica in production, so a read endpoint that writes fails a test.
+     */
+    readonlyDatabaseUrl: string;
     /** The same gateway as `anchorpipe_migrator`, the schema's owner: for test set-up and checks beyond the app's rights. */
     ownerDatabaseUrl: string;
     /** The per-run server database for Node tests (its administrator's direct URL), or null when the run uses embedded PGlite. */
@@ -38,6 +43,7 @@ export default async function setup({ provide }: TestProject) {
 
   provide("workerDatabaseUrl", urls.app);
   provide("ownerDatabaseUrl", urls.migrator);
+  provide("readonlyDatabaseUrl", urls.readonly);
   provide("serverDatabaseUrl", database.connectionString);
   provide("serverLogins", database.logins ? Object.fromEntries(database.logins) : null);
   provide("backendKind", database.backend.kind);

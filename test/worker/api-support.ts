@@ -1,5 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
+import { createApp } from "../../src/app";
 import { createRepo } from "../../src/services/repos";
 import { setRole } from "../../src/services/roles";
 import { createToken } from "../../src/services/tokens";
@@ -42,16 +43,15 @@ export async function repoWithPeople() {
 export async function api(
   method: string,
   path: string,
-  options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  options: { token?: string; body?: unknown; headers?: Record<string, string>; bindings?: Cloudflare.Env } = {},
 ): Promise<Response> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.Authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  return exports.default.fetch(`http://worker${path}`, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
+  const init = { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) };
+  if (!options.bindings) return exports.default.fetch(`http://worker${path}`, init);
+  const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
+  return createApp().fetch(new Request(`http://worker${path}`, init), options.bindings, ctx);
 }
 
 /** Row counts of everything an API mutation on a repository can touch, for "unchanged" checks. */

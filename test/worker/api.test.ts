@@ -316,6 +316,25 @@ describe("reads", () => {
   });
 });
 
+describe("read replica", () => {
+  it("read endpoints use DATABASE_URL_READONLY (as anchorpipe_readonly); writes keep the primary", async () => {
+    const { env } = await import("cloudflare:workers");
+    expect(env.DATABASE_URL_READONLY).toContain("anchorpipe_readonly");
+    const { repoId, admin } = await repoWithPeople();
+    // The suite's own reads already go through the read-only role; with the replica unreachable, reads fail
+    // over to 503 while writes still succeed, which shows which database each one uses.
+    const replicaDown = { ...env, DATABASE_URL_READONLY: "postgres://anchorpipe_readonly:x@127.0.0.1:9/anchorpipe" };
+    const read = await api("GET", `/api/repos/${repoId}/config`, { token: admin.token, bindings: replicaDown });
+    expect(read.status).toBe(503);
+    const write = await api("PATCH", `/api/repos/${repoId}/config`, {
+      token: admin.token,
+      body: { retentionDays: 60 },
+      bindings: replicaDown,
+    });
+    expect(write.status, await write.clone().text()).toBe(200);
+  });
+});
+
 describe("bad input", () => {
   it("an unknown repository and an invisible one answer the same 404 body", async () => {
     const { repoId } = await repoWithPeople();
