@@ -9,7 +9,15 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "node", include: ["test/node/**/*.test.ts"], environment: "node", testTimeout: 30_000 },
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 30_000,
+          // Set-up makes fresh databases (and some files start wrangler dev) while other files run on two
+          // cores: a loaded machine is slow, not broken.
+          hookTimeout: 60_000,
+        },
       },
       {
         extends: true,
