@@ -19,9 +19,9 @@ import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { parseKeyring } from "../../src/lib/keyring.ts";
 import { createRepoWithSecret } from "../db/create-repo.ts";
+import { serveLocalGateway } from "../db/local-gateway.ts";
 import { migrateUp } from "../db/migrator.ts";
 import { createTestDatabase } from "../db/test-database.ts";
-import { serveLocalGateway } from "../db/local-gateway.ts";
 import type { RunningGateway } from "../gateway/index.ts";
 import { startWranglerDev, type WranglerDev } from "../wrangler-dev.ts";
 
