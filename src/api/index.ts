@@ -112,6 +112,19 @@ function documentSeparateRoutes(api: ReturnType<typeof apiApp>) {
   ROUTE_ACCESS.set("GET /api/openapi.json", "public");
 }
 
-/** The interactive reference at /docs, rendered by Scalar from /api/openapi.json. */
+/**
+ * The interactive reference at /docs, rendered by Scalar from /api/openapi.json. The page talks to this
+ * origin only (DOCS_CSP; test/browser checks it): no fonts from Scalar's CDN (the system's fonts instead),
+ * no agent chat (on localhost it queries api.scalar.com through proxy.scalar.com), no telemetry, and the
+ * page looks the same on localhost as deployed (no developer toolbar).
+ */
 export const apiReference = (scriptUrl: string) =>
-  Scalar({ url: "/api/openapi.json", pageTitle: "anchorpipe edge API", cdn: scriptUrl });
+  Scalar({
+    url: "/api/openapi.json",
+    pageTitle: "anchorpipe edge API",
+    cdn: scriptUrl,
+    withDefaultFonts: false,
+    agent: { disabled: true },
+    telemetry: false,
+    showDeveloperTools: "never",
+  });
