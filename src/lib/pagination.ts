@@ -37,7 +37,12 @@ export function decodeCursor<T extends z.ZodType>(cursor: string | undefined, sh
 }
 
 /** Takes one row more than the page to know whether another page follows. */
-export function toPage<R, T>(rows: R[], limit: number, item: (row: R) => T, key: (row: R) => (string | number)[]): Page<T> {
+export function toPage<R, T>(
+  rows: R[],
+  limit: number,
+  item: (row: R) => T,
+  key: (row: R) => (string | number)[],
+): Page<T> {
   const items = rows.slice(0, limit);
   const last = items.at(-1);
   return {

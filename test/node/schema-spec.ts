@@ -336,13 +336,7 @@ export const TABLES: Record<string, TableSpec> = {
   // Not in schema.md: added by migration 0006 for the aggregated authentication-failure audit (ADR 0005).
   auth_failure_tallies: {
     noId: true,
-    columns: [
-      "subject_id text!",
-      "reason text!",
-      `window_start ${TS}!`,
-      "failures integer! = 1",
-      `last_at ${TS}!`,
-    ],
+    columns: ["subject_id text!", "reason text!", `window_start ${TS}!`, "failures integer! = 1", `last_at ${TS}!`],
     unique: ["subject_id,reason,window_start"],
     indexes: ["(window_start)"],
   },

@@ -150,7 +150,6 @@ describe("hostile values in signed uploads (JSON results)", () => {
 
   it("values that PostgreSQL cannot store are a 400 naming the field", async () => {
     const repo = await repoWithSecret("fuzz-named");
-    const now = new Date().toISOString();
     const cases: [Record<string, unknown>, string][] = [
       [{ run_id: "run\u0000" }, "run_id"],
       [{ branch: "main\ud800" }, "branch"],
