@@ -12,7 +12,7 @@
  */
 import { parseKeyring } from "../src/lib/keyring.ts";
 import { openDatabase } from "./db/connection.ts";
-import { ensureDemoRepo } from "./db/demo.ts";
+import { type DemoRepo, ensureDemoRepo } from "./db/demo.ts";
 import { loadDevKek } from "./db/dev-kek.ts";
 import { loadDevRolePasswords, serveLocalGateway } from "./db/local-gateway.ts";
 import { migrateUp } from "./db/migrator.ts";
@@ -26,8 +26,10 @@ export type DevDatabaseMessage =
       pid: number;
       /** The Worker's DATABASE_URL: the gateway as anchorpipe_app. */
       workerUrl: string;
+      /** The Worker's DATABASE_URL_READONLY: the gateway as anchorpipe_readonly, as a read replica would be. */
+      readonlyUrl: string;
       kek: string;
-      demo: { id: string; owner: string; name: string; secret: string };
+      demo: DemoRepo;
     }
   | { type: "fatal"; message: string };
 
@@ -90,6 +92,7 @@ async function main() {
     endpoint: running.endpoint,
     pid: process.pid,
     workerUrl: urls.app,
+    readonlyUrl: urls.readonly,
     kek,
     demo,
   });

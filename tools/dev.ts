@@ -130,8 +130,10 @@ console.log(`
   Demo repository  ${demo.owner}/${demo.name}
   Repository id    ${demo.id}
   Signing secret   ${demo.secret}   (local only)
+  Admin token      ${demo.adminToken}   (user demo-admin, 30 days; API reference: http://localhost:${workerPort}/docs)
 
   Try:  curl http://localhost:${workerPort}/api/health/db
+        curl -H "Authorization: Bearer ${demo.adminToken}" http://localhost:${workerPort}/api/repos/${demo.id}/tests
         ANCHORPIPE_URL=http://localhost:${workerPort} ANCHORPIPE_REPO_ID=${demo.id} \\
         ANCHORPIPE_SECRET=${demo.secret} \\
         npm run upload -- --commit "$(git rev-parse HEAD)" --run-id local-1 test/fixtures/junit/pytest.xml test/fixtures/junit/surefire-flaky.xml
@@ -149,6 +151,8 @@ wrangler = spawn(
     HOST,
     "--var",
     `DATABASE_URL:${ready?.workerUrl}`,
+    "--var",
+    `DATABASE_URL_READONLY:${ready?.readonlyUrl}`,
     "--var",
     "NEON_LOCAL_GATEWAY:true",
     "--var",
