@@ -38,6 +38,7 @@ export default defineConfig({
               ratelimits: {
                 AUTH_FAILURE_LIMITER: { namespace_id: "1001", simple: { limit: 1_000_000, period: 60 } },
                 UPLOAD_LIMITER: { namespace_id: "1002", simple: { limit: 1_000_000, period: 60 } },
+                API_LIMITER: { namespace_id: "1003", simple: { limit: 1_000_000, period: 60 } },
                 STRICT_AUTH_FAILURE_LIMITER: { namespace_id: "9001", simple: { limit: 5, period: 60 } },
                 STRICT_UPLOAD_LIMITER: { namespace_id: "9002", simple: { limit: 5, period: 60 } },
               },

@@ -316,6 +316,22 @@ describe("reads", () => {
   });
 });
 
+describe("rate limit per identity", () => {
+  it("past the limit a person gets 429 with Retry-After; another person does not", async () => {
+    const { env } = await import("cloudflare:workers");
+    const strict = { ...env, API_LIMITER: env.STRICT_UPLOAD_LIMITER };
+    const [busy, other] = [await person(), await person()];
+    // A limit of 5 per 60 s window: 12 requests at once span at most two windows, so at least 2 are refused.
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () => api("GET", "/api/me", { token: busy.token, bindings: strict })),
+    );
+    const limited = answers.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThanOrEqual(2);
+    expect(limited[0].headers.get("Retry-After")).toBe("60");
+    expect((await api("GET", "/api/me", { token: other.token, bindings: strict })).status).toBe(200);
+  });
+});
+
 describe("read replica", () => {
   it("read endpoints use DATABASE_URL_READONLY (as anchorpipe_readonly); writes keep the primary", async () => {
     const { env } = await import("cloudflare:workers");
