@@ -67,7 +67,12 @@ export class SessionManager {
   /** A connection in a fresh Neon-like session running as `role`. */
   async acquire(role: string | null): Promise<Session> {
     const pool = this.backend.poolFor(role);
-    const client = await this.#connect(pool);
+    let client = await this.#connect(pool);
+    // A pooled session whose connection broke while it was idle (terminated, timed out) is replaced.
+    for (let tries = 0; this.#states.get(client)?.broken && tries < 16; tries++) {
+      await this.#discard(client, this.#states.get(client)?.broken as Error);
+      client = await this.#connect(pool);
+    }
     const state = this.#states.get(client);
     try {
       if (!state) {
