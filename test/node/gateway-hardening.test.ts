@@ -255,6 +255,38 @@ describe("foreign web pages", () => {
   });
 });
 
+describe("one gateway process over HTTP", () => {
+  it("after a too-large query, a SET ROLE, a wrong password and a foreign preflight, answers the next query", async () => {
+    const running = await listen(createGateway({ backend, users: TEST_USERS }));
+    const post = (body: unknown, connection = connectionStringFor("worker")) =>
+      fetch(running.endpoint, {
+        method: "POST",
+        headers: { "Neon-Connection-String": connection, "Neon-Raw-Text-Output": "true", "Neon-Array-Mode": "true" },
+        body: JSON.stringify(body),
+      });
+    try {
+      const big = await post({ query: "select a, b from generate_series(1, 5000) a, generate_series(1, 5000) b" });
+      expect(big.status).toBe(507);
+      expect((await big.json()).message).toBe("response is too large (max is 10485760 bytes)");
+      const setRole = await post({ query: `set role ${ROLES.migrator}` });
+      expect([setRole.status, (await setRole.json()).code]).toEqual([400, "42501"]);
+      const wrong = await post({ query: "select 1" }, connectionStringFor("worker", "not-it"));
+      expect([wrong.status, (await wrong.json()).code]).toEqual([400, "28P01"]);
+      const preflight = await fetch(running.endpoint, {
+        method: "OPTIONS",
+        headers: { Origin: "https://evil.example", "Access-Control-Request-Method": "POST" },
+      });
+      expect(preflight.status).toBe(403);
+      expect(preflight.headers.has("access-control-allow-origin")).toBe(false);
+      const next = await post({ query: "select 1, current_user::text" });
+      expect(next.status).toBe(200);
+      expect((await next.json()).rows).toEqual([["1", ROLES.app]]);
+    } finally {
+      await running.close();
+    }
+  });
+});
+
 describe("the database goes away", () => {
   it("in-flight and idle backend sessions that are terminated never crash the gateway", async () => {
     const server = inject("serverDatabaseUrl");
