@@ -1,6 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
+import { bodyLimit } from "hono/body-limit";
 import { LIMITS, payloadSchema } from "../contract/ingestion";
+import { ApiError } from "../lib/errors";
 import { apiApp, errorSchema, ROUTE_ACCESS } from "./openapi";
 import { identityRoutes } from "./routes/identity";
 import { readRoutes } from "./routes/reads";
@@ -11,8 +13,20 @@ import { repoRoutes } from "./routes/repos";
  * The authenticated API (spec/api.md), mounted at /api, and its OpenAPI 3.1
  * document, generated from the same zod schemas that validate the requests.
  */
+/** API bodies are small JSON documents; anything larger is refused before it is read. */
+export const API_MAX_BODY_BYTES = 64 * 1024;
+
 export function createApi() {
   const api = apiApp();
+  api.use(
+    "*",
+    bodyLimit({
+      maxSize: API_MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError("payload_too_large", `The body exceeds the limit of ${API_MAX_BODY_BYTES} bytes.`);
+      },
+    }),
+  );
   api.route("/", identityRoutes);
   api.route("/", repoRoutes);
   api.route("/", repoAdminRoutes);

@@ -408,6 +408,16 @@ describe("bad input", () => {
     }
   });
 
+  it("an oversized body is 413 before it is read, and changes nothing", async () => {
+    const { repoId, admin } = await repoWithPeople();
+    const before = await repoState(repoId);
+    const huge = JSON.stringify({ retentionDays: 40, pad: "x".repeat(70 * 1024) });
+    const res = await fetchRaw("PATCH", `/api/repos/${repoId}/config`, admin.token, huge);
+    expect(res.status).toBe(413);
+    expect((await res.json<ErrorBody>()).error.code).toBe("payload_too_large");
+    expect(await repoState(repoId)).toBe(before);
+  });
+
   it("malformed JSON bodies are a 400, never a 5xx", async () => {
     const { repoId, admin } = await repoWithPeople();
     for (const raw of ["{", "[]", "null", '"x"', "\u0000"]) {
