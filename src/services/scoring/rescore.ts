@@ -1,0 +1,304 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { ServiceContext } from "../context";
+import { DEFAULT_SCORING_MODEL, MODEL_VERSION, type ScoringModel } from "./model";
+
+/**
+ * Flake scoring as one set-based statement (the maths: docs/flake-scoring-model.md).
+ *
+ * `rescoreQuery` returns the statement unexecuted, so an upload can put it in
+ * the db.batch that completes the ingestion (it reads only completed
+ * ingestions, and within one batch it sees the completion that precedes it).
+ * Everything time-dependent (window cut-off, decay, recency) is relative to
+ * `asOf`, never the database's or the Worker's clock: the same data and the
+ * same asOf give the same rows, whether a test case was scored after each of
+ * its uploads or by one full recompute. That is why the empirical-Bayes prior
+ * is pooled over the CI runs in the test's own window rather than over the
+ * whole repository: a repository-wide figure would move with every upload and
+ * make a test's score depend on when it was last touched.
+ */
+
+/** Which test cases of the repository to score. */
+export type ScoringScope = "all" | { testCaseIds: readonly string[] } | { ingestionId: string };
+
+export interface ScoreRow {
+  test_case_id: string;
+  score: number;
+  class: "stable" | "flaky" | "highly_flaky" | "broken" | "suspect";
+}
+
+function scopeFilter(repoId: string, scope: ScoringScope): SQL {
+  if (scope === "all") return sql``;
+  if ("testCaseIds" in scope) {
+    return sql`and tc.id = any(string_to_array(${scope.testCaseIds.join(",")}, ',')::uuid[])`;
+  }
+  return sql`and tc.id in (
+    select test_case_id from test_runs where ingestion_id = ${scope.ingestionId}::uuid and repo_id = ${repoId}::uuid)`;
+}
+
+const num = (value: number) => sql`${value}::float8`;
+
+/** The upsert of flake_scores for `scope`, returning (test_case_id, score, class) of every row written. */
+export function rescoreQuery(
+  repoId: string,
+  scope: ScoringScope,
+  asOf: Date,
+  options: { model?: ScoringModel; now?: Date } = {},
+): SQL {
+  const m = options.model ?? DEFAULT_SCORING_MODEL;
+  const at = sql`${asOf.toISOString()}::timestamptz`;
+  const halfLifeSeconds = m.halfLifeDays * 86_400;
+  const decayOf = (column: SQL) =>
+    sql`exp(-ln(2) * greatest(extract(epoch from (${at} - ${column})), 0) / ${num(halfLifeSeconds)})`;
+  const z = num(m.z);
+  // One-sided Wilson bounds for a proportion p seen over n (effective) runs.
+  const wilson = (p: SQL, n: SQL, sign: "-" | "+") =>
+    sql`((${p} + ${z}^2 / (2 * ${n}) ${sql.raw(sign)} ${z} * sqrt(greatest(${p} * (1 - ${p}) / ${n} + ${z}^2 / (4 * ${n}^2), 0)))
+      / (1 + ${z}^2 / ${n}))`;
+  const pct = (value: SQL) => sql`to_char(100 * ${value}, 'FM990.0##')`;
+
+  return sql`
+    with cfg as (
+      select
+        coalesce((rc.config->'scoringWeights'->>'passRate')::float8, ${num(m.weights.passRate)}) as w_pass,
+        coalesce((rc.config->'scoringWeights'->>'volatility')::float8, ${num(m.weights.volatility)}) as w_vol,
+        coalesce((rc.config->'scoringWeights'->>'recencyFail')::float8, ${num(m.weights.recencyFail)}) as w_rec,
+        coalesce((rc.config->'scoringWeights'->>'clustering')::float8, ${num(m.weights.clustering)}) as w_clu,
+        coalesce(rc.scoring_threshold::int, ${m.scoringThreshold}::int) as threshold
+      from (select 1) as one left join repository_configs rc on rc.repo_id = ${repoId}::uuid
+    ), pending as (
+      -- Uploads still being written (or abandoned): their runs never count. Usually none.
+      select coalesce(array_agg(id), '{}') as ids from ingestions where repo_id = ${repoId}::uuid and completed_at is null
+    ), cases as (
+      select tc.id from test_cases tc where tc.repo_id = ${repoId}::uuid ${scopeFilter(repoId, scope)}
+    ), runs as (
+      -- The window: the last N executed runs of each test case up to asOf, within the horizon.
+      select c.id as test_case_id, w.*
+      from cases c cross join pending cross join lateral (
+        select r.id as run_id, r.ingestion_id, r.commit_sha, r.status, r.rerun_count, r.started_at
+        from test_runs r
+        where r.test_case_id = c.id and r.status <> 'skip' and r.started_at <= ${at}
+          and r.started_at > ${at} - make_interval(days => ${m.horizonDays}::int)
+          and r.ingestion_id <> all(pending.ids)
+        order by r.started_at desc, r.id desc
+        limit ${m.windowRuns}::int
+      ) w
+    ), ci as (
+      -- The CI runs (uploads) behind the window: how much of each failed at the first attempt.
+      select i.id, (i.tests_total - i.tests_skipped) as executed,
+        (i.tests_failed + coalesce((i.response->'summary'->>'flaky_candidates')::int, 0)) as first_failed
+      from ingestions i where i.id in (select distinct ingestion_id from runs)
+    ), marked as (
+      select runs.*, ci.executed, ci.first_failed,
+        (runs.status = 'fail' or runs.rerun_count > 0) as first_fail,
+        (runs.status = 'pass' and runs.rerun_count > 0) as retry_recovered,
+        (ci.executed >= ${m.outageMinTests}::int and ci.first_failed > ${num(m.outageShare)} * ci.executed) as outage,
+        greatest(ci.first_failed - 1, 0)::float8 / nullif(ci.executed - 1, 0) as co_fail_share,
+        ${decayOf(sql`runs.started_at`)} as decay
+      from runs join ci on ci.id = runs.ingestion_id
+    ), keys as (
+      -- Code keys (commits) per test case: did it pass there, and both pass and fail outside outages?
+      select test_case_id, commit_sha,
+        bool_or(status = 'pass') as ever_passed,
+        coalesce(bool_or(status = 'pass') filter (where not outage), false)
+          and coalesce(bool_or(status = 'fail') filter (where not outage), false) as contradiction,
+        greatest(min(started_at) filter (where status = 'pass' and not outage),
+          min(started_at) filter (where status = 'fail' and not outage)) as contradicted_at
+      from marked group by test_case_id, commit_sha
+    ), weighted as (
+      select m.*, k.ever_passed,
+        m.decay * case when m.outage then ${num(m.outageFailureWeight)} else 1 end
+          * case when m.status = 'fail' then case when k.ever_passed then 1 else ${num(m.unconfirmedFailureWeight)} end
+                 when m.retry_recovered then ${num(m.retryFailureWeight)} else 0 end as fail_w,
+        m.decay * case when m.status <> 'pass' then 0
+                       when m.retry_recovered then 1 - ${num(m.retryFailureWeight)} else 1 end as pass_w
+      from marked m join keys k using (test_case_id, commit_sha)
+    ), seq as (
+      -- Runs outside outages in time order: flips, and streaks counted back from the newest.
+      select test_case_id, run_id, first_fail, status,
+        row_number() over (partition by test_case_id order by started_at desc, run_id desc) as pos,
+        case when lag(first_fail) over (partition by test_case_id order by started_at, run_id) <> first_fail
+          then 1 else 0 end as flip
+      from weighted where not outage
+    ), streaks as (
+      select test_case_id, count(*) as good_runs, sum(flip) as flips,
+        coalesce(min(pos) filter (where first_fail), count(*) + 1) - 1 as passes_since_failure,
+        coalesce(min(pos) filter (where status = 'pass'), count(*) + 1) - 1 as fail_streak
+      from seq group by test_case_id
+    ), agg as (
+      select w.test_case_id,
+        count(*) as runs,
+        count(*) filter (where w.status = 'pass') as passes,
+        count(*) filter (where w.outage) as outage_runs,
+        count(*) filter (where w.outage and w.first_fail) as outage_failures,
+        count(*) filter (where not w.outage and w.first_fail) as good_failures,
+        sum(w.fail_w) as fail_w, sum(w.pass_w) as pass_w,
+        sum(w.fail_w) filter (where s.pos > st.fail_streak) as fail_w_before,
+        sum(w.pass_w) filter (where s.pos > st.fail_streak) as pass_w_before,
+        coalesce(bool_and(not w.ever_passed) filter (where s.pos <= st.fail_streak), false) as streak_unpassed,
+        sum(w.first_failed) filter (where not w.outage) as pool_failed,
+        sum(w.executed) filter (where not w.outage) as pool_executed,
+        avg(w.co_fail_share) filter (where not w.outage and w.first_fail) as clustering,
+        max(w.started_at) filter (where not w.outage and w.first_fail) as last_failure_at
+      from weighted w
+      left join seq s on s.run_id = w.run_id and s.test_case_id = w.test_case_id
+      left join streaks st on st.test_case_id = w.test_case_id
+      group by w.test_case_id
+    ), evidence as (
+      select test_case_id, commit_sha, contradicted_at as at, 'contradiction' as kind from keys where contradiction
+      union all
+      select test_case_id, commit_sha, started_at, 'retry' from marked where retry_recovered and not outage
+    ), ev as (
+      select test_case_id,
+        count(*) filter (where kind = 'contradiction') as contradictions,
+        count(*) filter (where kind = 'retry') as retry_recoveries,
+        min(at) as first_at, max(at) as last_at,
+        (array_agg(commit_sha order by at, commit_sha))[1] as first_commit
+      from evidence group by test_case_id
+    ), prior as (
+      select c.id as test_case_id,
+        least(greatest(coalesce(a.pool_failed::float8 / nullif(a.pool_executed, 0), ${num(m.priorRateMin)}),
+          ${num(m.priorRateMin)}), ${num(m.priorRateMax)}) as rate
+      from cases c left join agg a on a.test_case_id = c.id
+    ), est as (
+      select c.id as test_case_id, p.rate as prior_rate,
+        coalesce(a.runs, 0)::int as runs, coalesce(a.passes, 0)::int as passes,
+        coalesce(a.outage_runs, 0)::int as outage_runs, coalesce(a.outage_failures, 0)::int as outage_failures,
+        coalesce(a.good_failures, 0)::int as good_failures,
+        coalesce(st.good_runs, 0)::int as good_runs, coalesce(st.flips, 0)::int as flips,
+        coalesce(st.passes_since_failure, 0)::int as passes_since_failure,
+        coalesce(st.fail_streak, 0)::int as fail_streak, coalesce(a.streak_unpassed, false) as streak_unpassed,
+        coalesce(e.contradictions, 0)::int as contradictions, coalesce(e.retry_recoveries, 0)::int as retry_recoveries,
+        e.first_at as evidence_first_at, e.last_at as evidence_last_at, e.first_commit,
+        coalesce(a.clustering, 0) as clustering, a.last_failure_at,
+        ${num(m.priorStrength)} * p.rate + coalesce(a.fail_w, 0) as alpha,
+        ${num(m.priorStrength)} * (1 - p.rate) + coalesce(a.pass_w, 0) as beta,
+        (${num(m.priorStrength)} * p.rate + coalesce(a.fail_w_before, 0))
+          / (${num(m.priorStrength)} + coalesce(a.fail_w_before, 0) + coalesce(a.pass_w_before, 0)) as p_before
+      from cases c join prior p on p.test_case_id = c.id
+      left join agg a on a.test_case_id = c.id
+      left join streaks st on st.test_case_id = c.id
+      left join ev e on e.test_case_id = c.id
+    ), bounds as (
+      select est.*, alpha / (alpha + beta) as p, alpha + beta as n_eff,
+        case when good_runs >= 2 then flips::float8 / (good_runs - 1) else 0 end as volatility,
+        case when last_failure_at is null then 0 else ${decayOf(sql`last_failure_at`)} end as recency_fail,
+        case when runs > 0 then passes::float8 / runs else 1 end as pass_rate
+      from est
+    ), verdict as (
+      select b.*,
+        greatest(${wilson(sql`b.p`, sql`b.n_eff`, "-")}, 0) as p_lower,
+        least(${wilson(sql`b.p`, sql`b.n_eff`, "+")}, 1) as p_upper,
+        (b.fail_streak >= ${m.brokenMinStreak}::int and b.streak_unpassed
+          and power(b.p_before, b.fail_streak) < ${num(m.brokenAlpha)}) as broken,
+        (b.contradictions + b.retry_recoveries > 0 and b.passes_since_failure > 0
+          and power(1 - b.p, b.passes_since_failure) < ${num(m.recoveryAlpha)}) as recovered
+      from bounds b
+    ), classed as (
+      select v.*, cfg.*,
+        (v.contradictions + v.retry_recoveries > 0 and v.p_lower >= ${num(m.flakyLowerBound)}
+          and not v.recovered and not v.broken) as flaky,
+        least(1, 2 * v.p) as t_pass, least(1, 2 * v.volatility) as t_vol, v.recency_fail as t_rec,
+        case when v.good_failures > 0 then 1 - v.clustering else 0 end as t_clu
+      from verdict v cross join cfg
+    ), scored as (
+      select c.*,
+        least(100, greatest(0, round(100
+          * (c.w_pass * c.t_pass + c.w_vol * c.t_vol + c.w_rec * c.t_rec + c.w_clu * c.t_clu)
+          / nullif(c.w_pass + c.w_vol + c.w_rec + c.w_clu, 0)
+          * case when c.flaky then 1 else ${num(m.unconfirmedScoreFactor)} end)))::int as score
+      from classed c
+    ), final as (
+      select s.*,
+        case when s.broken then 'broken'
+             when s.flaky and s.score >= s.threshold then 'highly_flaky'
+             when s.flaky then 'flaky'
+             when not s.recovered and s.good_failures > 0 and s.p_lower >= ${num(m.flakyLowerBound)} then 'suspect'
+             else 'stable' end::flake_class as class
+      from scored s
+    )
+    insert into flake_scores as fs (test_case_id, repo_id, window_n, runs_considered, pass_rate, volatility,
+      recency_fail, clustering, score, class, first_flaky_at, last_flaky_at, ml_prediction_data, updated_at)
+    select f.test_case_id, ${repoId}::uuid, ${m.windowRuns}::int, f.runs, f.pass_rate, f.volatility, f.recency_fail,
+      f.clustering, coalesce(f.score, 0), f.class,
+      case when f.flaky then f.evidence_first_at end, case when f.flaky then f.evidence_last_at end,
+      jsonb_build_object(
+        'model', ${MODEL_VERSION}::text,
+        'asOf', ${asOf.toISOString()}::text,
+        'reason', case
+          when f.broken then format('failed its last %s runs, on code where it never passed: broken, not flaky',
+            f.fail_streak)
+          when f.recovered then format('%s passes in a row since its last failure, which a test failing %s%% of runs would'
+            || ' manage less than 1%% of the time: considered fixed', f.passes_since_failure, ${pct(sql`f.p`)})
+          when f.flaky then format('%s commit(s) with both a pass and a failure, %s retry recover%s; fails about %s%% of runs'
+            || ' on good code (95%% bounds %s–%s%%)', f.contradictions, f.retry_recoveries,
+            case when f.retry_recoveries = 1 then 'y' else 'ies' end, ${pct(sql`f.p`)}, ${pct(sql`f.p_lower`)},
+            ${pct(sql`f.p_upper`)})
+          when f.class = 'suspect' then format('%s failure(s) outside infrastructure outages but no commit with both a pass'
+            || ' and a failure yet', f.good_failures)
+          when f.runs = 0 then 'no completed runs in the window'
+          else 'no flake evidence' end,
+        'window', jsonb_build_object('runs', ${m.windowRuns}::int, 'horizonDays', ${m.horizonDays}::int,
+          'halfLifeDays', ${num(m.halfLifeDays)}),
+        'evidence', jsonb_build_object(
+          'runsConsidered', f.runs, 'passes', f.passes, 'outageRuns', f.outage_runs,
+          'outageFailuresIgnored', f.outage_failures, 'failuresOnGoodCode', f.good_failures,
+          'contradictions', f.contradictions, 'retryRecoveries', f.retry_recoveries,
+          'firstFlakyCommit', f.first_commit, 'firstEvidenceAt', f.evidence_first_at,
+          'lastEvidenceAt', f.evidence_last_at, 'passesSinceLastFailure', f.passes_since_failure,
+          'failStreak', f.fail_streak),
+        'failureProbability', jsonb_build_object(
+          'estimate', round(f.p::numeric, 5), 'lower', round(f.p_lower::numeric, 5),
+          'upper', round(f.p_upper::numeric, 5), 'effectiveRuns', round(f.n_eff::numeric, 2),
+          'priorRate', round(f.prior_rate::numeric, 5), 'priorStrength', ${num(m.priorStrength)}),
+        'factors', jsonb_build_object(
+          'passRate', jsonb_build_object('value', round(f.pass_rate::numeric, 4), 'term', round(f.t_pass::numeric, 4),
+            'weight', f.w_pass),
+          'volatility', jsonb_build_object('value', round(f.volatility::numeric, 4), 'term', round(f.t_vol::numeric, 4),
+            'weight', f.w_vol),
+          'recencyFail', jsonb_build_object('value', round(f.recency_fail::numeric, 4),
+            'term', round(f.t_rec::numeric, 4), 'weight', f.w_rec),
+          'clustering', jsonb_build_object('value', round(f.clustering::numeric, 4), 'term', round(f.t_clu::numeric, 4),
+            'weight', f.w_clu)),
+        'scoreFactor', case when f.flaky then 1 else ${num(m.unconfirmedScoreFactor)} end,
+        'threshold', f.threshold,
+        'recovered', f.recovered, 'broken', f.broken),
+      ${(options.now ?? asOf).toISOString()}::timestamptz
+    from final f
+    on conflict (test_case_id) do update set
+      window_n = excluded.window_n, runs_considered = excluded.runs_considered, pass_rate = excluded.pass_rate,
+      volatility = excluded.volatility, recency_fail = excluded.recency_fail, clustering = excluded.clustering,
+      score = excluded.score, class = excluded.class,
+      -- Once seen flaky, a test keeps the date it first was (least/greatest skip nulls).
+      first_flaky_at = least(fs.first_flaky_at, excluded.first_flaky_at),
+      last_flaky_at = greatest(fs.last_flaky_at, excluded.last_flaky_at),
+      ml_prediction_data = excluded.ml_prediction_data, updated_at = excluded.updated_at
+    returning test_case_id, score, class`;
+}
+
+/** Scores the test cases of `scope` now (one statement); the rows written. */
+export async function rescore(
+  ctx: ServiceContext,
+  repoId: string,
+  scope: ScoringScope,
+  asOf: Date,
+  model?: ScoringModel,
+): Promise<ScoreRow[]> {
+  const result = await ctx.db.execute<ScoreRow>(rescoreQuery(repoId, scope, asOf, { model, now: ctx.now() }));
+  return result.rows as ScoreRow[];
+}
+
+/**
+ * The scheduled job's full recompute of one repository: every test case, as
+ * of `asOf` (windows slide and decay moves on). Idempotent: the same data and
+ * asOf write the same rows.
+ */
+export async function recomputeRepository(
+  ctx: ServiceContext,
+  repoId: string,
+  asOf: Date,
+  model?: ScoringModel,
+): Promise<{ scored: number; flaky: number; highlyFlaky: number; broken: number }> {
+  const rows = await rescore(ctx, repoId, "all", asOf, model);
+  const count = (cls: ScoreRow["class"]) => rows.filter((r) => r.class === cls).length;
+  return { scored: rows.length, flaky: count("flaky"), highlyFlaky: count("highly_flaky"), broken: count("broken") };
+}
