@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { isStorableText, UNSTORABLE_MESSAGE } from "../../contract/ingestion";
+import { auditAction, auditSubject } from "../../db/schema";
 import { ApiError } from "../../lib/errors";
 import { decodeCursor, pageQuery, toPage } from "../../lib/pagination";
 import { listAudit } from "../../services/audit-reads";
@@ -306,29 +307,9 @@ readRoutes.openapi(
   },
 );
 
-const AUDIT_ACTIONS = [
-  "login_success",
-  "login_failure",
-  "user_created",
-  "role_assigned",
-  "role_removed",
-  "dsr_export_request",
-  "dsr_export_download",
-  "dsr_deletion_request",
-  "config_updated",
-  "token_created",
-  "token_revoked",
-  "hmac_auth_success",
-  "hmac_auth_failure",
-  "hmac_secret_created",
-  "hmac_secret_revoked",
-  "hmac_secret_rotated",
-  "ingestion_accepted",
-  "ingestion_rejected",
-  "retention_purge",
-  "other",
-] as const;
-const AUDIT_SUBJECTS = ["user", "repo", "dsr", "configuration", "security", "session", "token", "system"] as const;
+// The database's own enums: a new audit action is filterable as soon as the schema has it.
+const AUDIT_ACTIONS = auditAction.enumValues;
+const AUDIT_SUBJECTS = auditSubject.enumValues;
 
 const auditQuery = z
   .object({
