@@ -96,7 +96,11 @@ export async function testRuns(
 
 export type CommitRunView = TestRunView & { path: string; name: string };
 
-/** Every result of one commit, by (test path, name, run id). */
+/**
+ * Every result of one commit, by (test path, name, run id). `tc.repo_id = tr.repo_id` (always true: a run's
+ * test case is its repository's) lets the planner take only the repository's test cases (by index) instead
+ * of scanning all of them, often in parallel workers: 3× faster at 10 million runs (bench:api).
+ */
 export async function commitRuns(
   ctx: ServiceContext,
   repoId: string,
@@ -107,7 +111,7 @@ export async function commitRuns(
   const result = await ctx.db.execute<Dated<CommitRunView, "startedAt">>(sql`
     select ${runColumns}, tc.path, tc.name from test_runs tr
     join ingestions i on i.id = tr.ingestion_id and i.completed_at is not null
-    join test_cases tc on tc.id = tr.test_case_id
+    join test_cases tc on tc.id = tr.test_case_id and tc.repo_id = tr.repo_id
     where tr.repo_id = ${repoId} and tr.commit_sha = ${commitSha}
       ${after ? sql`and (tc.path, tc.name, tr.id) > (${after[0]}, ${after[1]}, ${after[2]}::uuid)` : sql``}
     order by tc.path, tc.name, tr.id limit ${page.limit}`);

@@ -102,7 +102,8 @@ export const TABLES: Record<string, TableSpec> = {
     ],
     fks: ["repo_id → repos.id cascade"],
     unique: ["repo_id,path,name,framework"],
-    indexes: ["USING gin (tags)"],
+    // Beyond schema.md: the path_prefix of the tests list (migration 0008).
+    indexes: ["USING gin (tags)", "(repo_id, path text_pattern_ops)"],
     checks: ["char_length(path) <= 1000", "char_length(name) <= 1000"],
   },
   test_runs: {
@@ -157,6 +158,8 @@ export const TABLES: Record<string, TableSpec> = {
     ],
     fks: ["repo_id → repos.id cascade"],
     unique: ["repo_id,idempotency_key"],
+    // Beyond schema.md: the uploads list, newest first (migration 0008).
+    indexes: ["(repo_id, received_at DESC, id DESC) WHERE (completed_at IS NOT NULL)"],
   },
   flake_scores: {
     columns: [
@@ -311,6 +314,8 @@ export const TABLES: Record<string, TableSpec> = {
       "(created_at DESC)",
       "(action, created_at DESC)",
       "USING gin (metadata jsonb_path_ops)",
+      // Beyond schema.md: a repository's audit log by action (migration 0008).
+      "(subject_id, action, created_at DESC, id DESC)",
     ],
   },
   hmac_secrets: {

@@ -43,6 +43,9 @@ async function checksums(pool: pg.Pool): Promise<Record<string, string>> {
       "SELECT md5(string_agg((to_jsonb(t) - 'id')::text, E'\\n' ORDER BY t.ingestion_id, t.test_case_id)) FROM test_runs t",
     flake_scores:
       "SELECT md5(string_agg((to_jsonb(t) - 'id')::text, E'\\n' ORDER BY t.test_case_id)) FROM flake_scores t",
+    users: "SELECT md5(string_agg(to_jsonb(t)::text, E'\\n' ORDER BY t.id)) FROM users t",
+    user_repo_roles: "SELECT md5(string_agg(to_jsonb(t)::text, E'\\n' ORDER BY t.id)) FROM user_repo_roles t",
+    audit_logs: "SELECT md5(string_agg(to_jsonb(t)::text, E'\\n' ORDER BY t.id)) FROM audit_logs t",
   };
   return Object.fromEntries(
     await Promise.all(Object.entries(tables).map(async ([table, sql]) => [table, await value(pool, sql)])),
@@ -73,6 +76,47 @@ describe("db:seed", () => {
         "SELECT count(DISTINCT n) || ':' || min(n) FROM (SELECT count(*) AS n FROM test_runs GROUP BY test_case_id) x",
       ),
     ).toBe(`1:${OPTIONS.runs}`);
+  });
+
+  it("makes users with roles on the seeded repos, and an audit history to filter by action", async () => {
+    const pool = a.backend.pool;
+    expect(first.users).toBe(OPTIONS.repos * 3 + 1);
+    expect(
+      await value(
+        pool,
+        "SELECT string_agg(role::text, ',' ORDER BY role) FROM user_repo_roles GROUP BY repo_id LIMIT 1",
+      ),
+    ).toBe("admin,member,read_only");
+    expect(await value(pool, "SELECT count(*) FROM users WHERE is_platform_admin")).toBe("1");
+    const { rows } = await pool.query(
+      "SELECT action::text, count(*)::int AS n FROM audit_logs GROUP BY action ORDER BY action",
+    );
+    const byAction: Record<string, number> = Object.fromEntries(rows.map((r) => [r.action, Number(r.n)]));
+    expect(byAction).toMatchObject({ hmac_auth_success: INGESTIONS, ingestion_accepted: INGESTIONS });
+    expect(byAction.hmac_auth_failure).toBeGreaterThan(INGESTIONS);
+    expect(first.auditLogs).toBe(Object.values(byAction).reduce((sum, n) => sum + n, 0));
+  });
+
+  it("loads the partitions detached and attaches them with every index and foreign key of the parent", async () => {
+    const pool = a.backend.pool;
+    expect(first.bulkLoaded).toBe(true);
+    expect(first.indexesDeferred).toEqual(["test_runs_p2025_02", "test_runs_p2025_03"]);
+    for (const partition of first.indexesDeferred) {
+      // Each of the parent's indexes has this partition's index attached to it, and each foreign key its clone.
+      const missing = await value(
+        pool,
+        `SELECT count(*) FROM pg_index parent
+         WHERE parent.indrelid = 'test_runs'::regclass AND NOT EXISTS (
+           SELECT FROM pg_inherits i JOIN pg_index child ON child.indexrelid = i.inhrelid
+           WHERE i.inhparent = parent.indexrelid AND child.indrelid = '${partition}'::regclass)`,
+      );
+      expect(missing).toBe("0");
+      const fks = await value(
+        pool,
+        `SELECT count(*) FROM pg_constraint WHERE conrelid = '${partition}'::regclass AND contype = 'f' AND conparentid <> 0`,
+      );
+      expect(fks).toBe("3");
+    }
   });
 
   it("puts every run in a monthly partition, none in the default one", async () => {

@@ -77,6 +77,8 @@ export const testCases = pgTable(
   (t) => [
     unique("test_cases_identity_unique").on(t.repoId, t.path, t.name, t.framework),
     index("test_cases_tags_gin").using("gin", t.tags),
+    // `path LIKE 'prefix%'` (the tests list's path_prefix) as an index range whatever the database's collation.
+    index("test_cases_repo_path_prefix_idx").on(t.repoId, t.path.op("text_pattern_ops")),
     check("test_cases_path_length", sql`char_length(${t.path}) <= 1000`),
     check("test_cases_name_length", sql`char_length(${t.name}) <= 1000`),
   ],
@@ -110,6 +112,10 @@ export const ingestions = pgTable(
   },
   (t) => [
     unique("ingestions_repo_key_unique").on(t.repoId, t.idempotencyKey),
+    // A repository's completed uploads, newest first: the keyset of GET /api/repos/:repoId/ingestions.
+    index("ingestions_repo_received_idx")
+      .on(t.repoId, t.receivedAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.completedAt} IS NOT NULL`),
     check("ingestions_commit_sha_format", sql`${t.commitSha} ~ '^[0-9a-f]{40}$'`),
     check(
       "ingestions_counts_valid",

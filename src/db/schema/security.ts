@@ -36,6 +36,13 @@ export const auditLogs = pgTable(
     index("audit_logs_subject_idx").on(t.subject, t.subjectId),
     index("audit_logs_created_idx").on(t.createdAt.desc().nullsFirst()),
     index("audit_logs_action_created_idx").on(t.action, t.createdAt.desc().nullsFirst()),
+    // A repository's audit log filtered by action, newest first: the keyset of GET /api/repos/:repoId/audit.
+    index("audit_logs_subject_action_created_idx").on(
+      t.subjectId,
+      t.action,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
     index("audit_logs_metadata_gin").using("gin", t.metadata.op("jsonb_path_ops")),
   ],
 );

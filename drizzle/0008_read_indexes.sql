@@ -1,0 +1,3 @@
+CREATE INDEX "ingestions_repo_received_idx" ON "ingestions" USING btree ("repo_id","received_at" DESC NULLS FIRST,"id" DESC NULLS FIRST) WHERE "ingestions"."completed_at" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "test_cases_repo_path_prefix_idx" ON "test_cases" USING btree ("repo_id","path" text_pattern_ops);--> statement-breakpoint
+CREATE INDEX "audit_logs_subject_action_created_idx" ON "audit_logs" USING btree ("subject_id","action","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST);
