@@ -1,4 +1,3 @@
-import { sql } from "drizzle-orm";
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env";
 import { canonicalUuid } from "../contract/ingestion";
@@ -19,12 +18,20 @@ import { authenticateToken } from "../services/tokens";
 export function accessMiddleware(access: Access): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (access === "public" || access === "signed") return next();
-    await authenticateCaller(c);
+    const onRepository = access !== "user" && access !== "platform_admin";
+    const rawRepoId = onRepository ? (c.req.param("repoId") ?? "") : "";
+    const repoId = onRepository ? canonicalUuid(rawRepoId) : null;
+    // One database request: the token, its person and their role on the path's repository.
+    const role = await authenticateCaller(c, repoId);
     if (access === "platform_admin" && !c.get("caller")?.isPlatformAdmin) {
       throw new ApiError("forbidden", "Only platform admins may do this.");
     }
-    if (access !== "user" && access !== "platform_admin") {
-      const role = await roleOnRepository(c);
+    if (onRepository) {
+      if (!repoId) {
+        throw new ApiError("validation_failed", "The request is invalid.", [
+          { path: "repoId", message: "must be a uuid" },
+        ]);
+      }
       if (!role) throw repositoryNotFound();
       if (!roleGrants(role, access)) throw new ApiError("forbidden", `Your role (${role}) does not allow this.`);
       c.set("role", role);
@@ -37,10 +44,13 @@ export const repositoryNotFound = () => new ApiError("not_found", "Repository no
 
 const BEARER = /^Bearer[ \t]+([^ \t]+)$/i;
 
-async function authenticateCaller(c: Context<AppEnv>): Promise<void> {
+/** Sets the caller (or throws 401/429); returns their role on `repoId` when one is asked for. */
+async function authenticateCaller(c: Context<AppEnv>, repoId: string | null): Promise<RepoRole | null> {
   const ctx = { db: requireDb(c), now: () => new Date(), requestId: c.get("requestId") };
   const token = BEARER.exec(c.req.header("authorization") ?? "")?.[1];
-  const result = token ? await authenticateToken(ctx, token) : ({ ok: false, reason: "missing_token" } as const);
+  const result = token
+    ? await authenticateToken(ctx, token, repoId)
+    : ({ ok: false, reason: "missing_token" } as const);
   if (!result.ok) {
     const limited = await recordAuthFailure(
       ctx,
@@ -59,18 +69,5 @@ async function authenticateCaller(c: Context<AppEnv>): Promise<void> {
   c.set("caller", result.caller);
   const limited = await rateLimited(c.env.API_LIMITER, `api:${result.caller.userId}`);
   if (limited) throw limited;
-}
-
-/** The caller's role on the path's repository; a malformed id is 400 before anything is looked up. */
-async function roleOnRepository(c: Context<AppEnv>): Promise<RepoRole | null> {
-  const raw = c.req.param("repoId") ?? "";
-  const repoId = canonicalUuid(raw);
-  if (!repoId) {
-    throw new ApiError("validation_failed", "The request is invalid.", [{ path: "repoId", message: "must be a uuid" }]);
-  }
-  const caller = c.get("caller");
-  const result = await requireDb(c).execute<{ role: RepoRole }>(
-    sql`select role from user_repo_roles where user_id = ${caller?.userId} and repo_id = ${repoId}`,
-  );
-  return result.rows[0]?.role ?? null;
+  return result.role;
 }

@@ -50,3 +50,9 @@ export function toPage<R, T>(
     nextCursor: rows.length > limit && last !== undefined ? encodeCursor(key(last)) : null,
   };
 }
+
+/** A row's sort key leaves the row before it is answered. */
+export function withoutCursor<T extends { cursorAt: string }>(row: T): Omit<T, "cursorAt"> {
+  const { cursorAt: _, ...rest } = row;
+  return rest;
+}

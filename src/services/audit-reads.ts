@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { ServiceContext } from "./context";
+import { cursorTime } from "./keyset";
 
 export type AuditEntryView = {
   id: string;
@@ -23,7 +24,7 @@ export interface AuditFilter {
   to?: Date;
 }
 
-type Row = Omit<AuditEntryView, "createdAt"> & { createdAt: string };
+type Row = Omit<AuditEntryView, "createdAt"> & { createdAt: string; cursorAt: string };
 
 /**
  * Audit rows, newest first, keyed by (created_at, id). Addresses and user
@@ -33,11 +34,11 @@ export async function listAudit(
   ctx: ServiceContext,
   filter: AuditFilter,
   page: { limit: number; after: [string, string] | null },
-): Promise<AuditEntryView[]> {
+): Promise<(AuditEntryView & { cursorAt: string })[]> {
   const after = page.after;
   const result = await ctx.db.execute<Row>(sql`
     select id, actor_id as "actorId", action, subject, subject_id as "subjectId", description, metadata,
-      request_id as "requestId", created_at as "createdAt"
+      request_id as "requestId", created_at as "createdAt", ${cursorTime(sql`created_at`)} as "cursorAt"
     from audit_logs
     where true
       ${filter.repoId ? sql`and subject_id = ${filter.repoId}` : sql``}

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { ServiceContext } from "./context";
+import { cursorTime } from "./keyset";
 
 /** Completed uploads only: one still being written is not there yet. */
 export type IngestionView = {
@@ -17,13 +18,18 @@ export type IngestionView = {
   completedAt: Date;
 };
 
-type Row = Omit<IngestionView, "receivedAt" | "completedAt"> & { receivedAt: string; completedAt: string };
+type Row = Omit<IngestionView, "receivedAt" | "completedAt"> & {
+  receivedAt: string;
+  completedAt: string;
+  cursorAt: string;
+};
 
 const columns = sql`id, run_id as "runId", commit_sha as "commitSha", branch, pull_request as "pullRequest", framework,
   signature_scheme as "signatureScheme", tests_total as "testsTotal", tests_failed as "testsFailed",
-  tests_skipped as "testsSkipped", received_at as "receivedAt", completed_at as "completedAt"`;
+  tests_skipped as "testsSkipped", received_at as "receivedAt", completed_at as "completedAt",
+  ${cursorTime(sql`received_at`)} as "cursorAt"`;
 
-const view = (row: Row): IngestionView => ({
+const view = (row: Row): IngestionView & { cursorAt: string } => ({
   ...row,
   receivedAt: new Date(row.receivedAt),
   completedAt: new Date(row.completedAt),
@@ -34,7 +40,7 @@ export async function listIngestions(
   ctx: ServiceContext,
   repoId: string,
   page: { limit: number; after: [string, string] | null },
-): Promise<IngestionView[]> {
+): Promise<(IngestionView & { cursorAt: string })[]> {
   const after = page.after;
   const result = await ctx.db.execute<Row>(sql`
     select ${columns} from ingestions
@@ -53,5 +59,7 @@ export async function getIngestion(
     select ${columns}, (response->'summary'->>'flaky_candidates')::int as "flakyCandidates" from ingestions
     where repo_id = ${repoId} and id = ${ingestionId} and completed_at is not null`);
   const row = result.rows[0];
-  return row ? { ...view(row), flakyCandidates: row.flakyCandidates ?? 0 } : null;
+  if (!row) return null;
+  const { cursorAt: _, ...ingestion } = view(row);
+  return { ...ingestion, flakyCandidates: row.flakyCandidates ?? 0 };
 }

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { ServiceContext } from "./context";
+import { cursorTime } from "./keyset";
 
 export type NotificationView = {
   id: string;
@@ -14,16 +15,20 @@ export type NotificationView = {
   readAt: Date | null;
 };
 
-type Row = Omit<NotificationView, "createdAt" | "readAt"> & { createdAt: string; readAt: string | null };
+type Row = Omit<NotificationView, "createdAt" | "readAt"> & {
+  createdAt: string;
+  readAt: string | null;
+  cursorAt: string;
+};
 
-const view = (row: Row): NotificationView => ({
+const view = (row: Row): NotificationView & { cursorAt: string } => ({
   ...row,
   createdAt: new Date(row.createdAt),
   readAt: row.readAt ? new Date(row.readAt) : null,
 });
 
 const columns = sql`id, repo_id as "repoId", type, title, message, severity, read, action_url as "actionUrl",
-  created_at as "createdAt", read_at as "readAt"`;
+  created_at as "createdAt", read_at as "readAt", ${cursorTime(sql`created_at`)} as "cursorAt"`;
 
 /** The caller's own notifications, newest first, keyed by (created_at, id). */
 export async function listNotifications(
@@ -31,7 +36,7 @@ export async function listNotifications(
   userId: string,
   filter: { unread?: boolean },
   page: { limit: number; after: [string, string] | null },
-): Promise<NotificationView[]> {
+): Promise<(NotificationView & { cursorAt: string })[]> {
   const after = page.after;
   const result = await ctx.db.execute<Row>(sql`
     select ${columns} from notifications
@@ -46,7 +51,7 @@ export async function markNotificationRead(
   ctx: ServiceContext,
   userId: string,
   notificationId: string,
-): Promise<NotificationView | null> {
+): Promise<(NotificationView & { cursorAt: string }) | null> {
   const now = ctx.now().toISOString();
   const updated = await ctx.db.execute<Row>(sql`
     with marked as (

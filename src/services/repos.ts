@@ -1,8 +1,9 @@
-import { and, asc, eq, gt, or } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import { repos, roleAuditLogs, userRepoRoles } from "../db/schema";
 import { findSqlState } from "../lib/db-errors";
 import { auditQuery } from "./audit";
 import type { ServiceContext } from "./context";
+import { cursorTime } from "./keyset";
 import type { RepoRole } from "./permissions";
 
 export interface RepoView {
@@ -17,6 +18,10 @@ export interface RepoView {
 
 export interface RepoWithRole extends RepoView {
   role: RepoRole;
+}
+
+export interface RepoPageRow extends RepoWithRole {
+  cursorAt: string;
 }
 
 const repoColumns = {
@@ -38,21 +43,16 @@ export function reposOfUser(
   ctx: ServiceContext,
   userId: string,
   page: { limit: number; after: [string, string] | null },
-): Promise<RepoWithRole[]> {
+): Promise<RepoPageRow[]> {
   const after = page.after;
   return ctx.db
-    .select({ ...repoColumns, role: userRepoRoles.role })
+    .select({ ...repoColumns, role: userRepoRoles.role, cursorAt: sql<string>`${cursorTime(sql`${repos.createdAt}`)}` })
     .from(userRepoRoles)
     .innerJoin(repos, eq(repos.id, userRepoRoles.repoId))
     .where(
       and(
         eq(userRepoRoles.userId, userId),
-        after
-          ? or(
-              gt(repos.createdAt, new Date(after[0])),
-              and(eq(repos.createdAt, new Date(after[0])), gt(repos.id, after[1])),
-            )
-          : undefined,
+        after ? sql`(${repos.createdAt}, ${repos.id}) > (${after[0]}::timestamptz, ${after[1]}::uuid)` : undefined,
       ),
     )
     .orderBy(asc(repos.createdAt), asc(repos.id))

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { ServiceContext } from "./context";
+import { cursorTime } from "./keyset";
 import type { RepoRole } from "./permissions";
 
 /**
@@ -138,11 +139,11 @@ export async function roleHistory(
   ctx: ServiceContext,
   repoId: string,
   page: { limit: number; after: [string, string] | null },
-): Promise<RoleHistoryView[]> {
+): Promise<(RoleHistoryView & { cursorAt: string })[]> {
   const after = page.after;
-  const result = await ctx.db.execute<Omit<RoleHistoryView, "createdAt"> & { createdAt: string }>(sql`
+  const result = await ctx.db.execute<Omit<RoleHistoryView, "createdAt"> & { createdAt: string; cursorAt: string }>(sql`
     select id, actor_id as "actorId", target_user_id as "targetUserId", action, old_role as "oldRole",
-      new_role as "newRole", created_at as "createdAt"
+      new_role as "newRole", created_at as "createdAt", ${cursorTime(sql`created_at`)} as "cursorAt"
     from role_audit_logs
     where repo_id = ${repoId}
       ${after ? sql`and (created_at, id) < (${after[0]}::timestamptz, ${after[1]}::uuid)` : sql``}

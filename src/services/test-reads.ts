@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { ServiceContext } from "./context";
+import { cursorTime } from "./keyset";
 
 /**
  * Reads of test cases and their runs. Only runs of completed uploads count
@@ -71,9 +72,12 @@ export async function getTest(ctx: ServiceContext, repoId: string, testId: strin
 
 const runColumns = sql`tr.id, tr.test_case_id as "testId", tr.ingestion_id as "ingestionId", tr.commit_sha as "commitSha",
   tr.branch, tr.pull_request as "pullRequest", tr.run_id as "runId", tr.status, tr.duration_ms as "durationMs",
-  tr.started_at as "startedAt", tr.rerun_count as "rerunCount", tr.failure_details as "failureDetails"`;
+  tr.started_at as "startedAt", tr.rerun_count as "rerunCount", tr.failure_details as "failureDetails",
+  ${cursorTime(sql`tr.started_at`)} as "cursorAt"`;
 
-function runView(row: Dated<TestRunView, "startedAt">): TestRunView {
+type RunRow = TestRunView & { cursorAt: string };
+
+function runView(row: Dated<RunRow, "startedAt">): RunRow {
   return { ...row, startedAt: new Date(row.startedAt) };
 }
 
@@ -83,9 +87,9 @@ export async function testRuns(
   repoId: string,
   testId: string,
   page: { limit: number; after: [string, string] | null },
-): Promise<TestRunView[]> {
+): Promise<RunRow[]> {
   const after = page.after;
-  const result = await ctx.db.execute<Dated<TestRunView, "startedAt">>(sql`
+  const result = await ctx.db.execute<Dated<RunRow, "startedAt">>(sql`
     select ${runColumns} from test_runs tr
     join ingestions i on i.id = tr.ingestion_id and i.completed_at is not null
     where tr.test_case_id = ${testId} and tr.repo_id = ${repoId}
@@ -106,9 +110,9 @@ export async function commitRuns(
   repoId: string,
   commitSha: string,
   page: { limit: number; after: [string, string, string] | null },
-): Promise<CommitRunView[]> {
+): Promise<(CommitRunView & { cursorAt: string })[]> {
   const after = page.after;
-  const result = await ctx.db.execute<Dated<CommitRunView, "startedAt">>(sql`
+  const result = await ctx.db.execute<Dated<CommitRunView & { cursorAt: string }, "startedAt">>(sql`
     select ${runColumns}, tc.path, tc.name from test_runs tr
     join ingestions i on i.id = tr.ingestion_id and i.completed_at is not null
     join test_cases tc on tc.id = tr.test_case_id and tc.repo_id = tr.repo_id

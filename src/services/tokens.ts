@@ -1,8 +1,9 @@
-import { and, eq, isNull, lt, or } from "drizzle-orm";
+import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import { sessions, users } from "../db/schema";
 import { bytesToBase64, randomBytes, sha256Hex } from "../lib/encoding";
 import { auditQuery } from "./audit";
 import type { ServiceContext } from "./context";
+import type { RepoRole } from "./permissions";
 
 /**
  * Personal tokens (spec/api.md, "Who is calling"): `ap_` and 32 random bytes
@@ -73,7 +74,9 @@ export type TokenFailure = "malformed_token" | "unknown_token" | "expired_token"
 export async function authenticateToken(
   ctx: ServiceContext,
   token: string,
-): Promise<{ ok: true; caller: Caller } | { ok: false; reason: TokenFailure }> {
+  /** Also look up the caller's role on this repository, in the same query. */
+  repoId?: string | null,
+): Promise<{ ok: true; caller: Caller; role: RepoRole | null } | { ok: false; reason: TokenFailure }> {
   if (!TOKEN_SHAPE.test(token)) return { ok: false, reason: "malformed_token" };
   const [row] = await ctx.db
     .select({
@@ -83,6 +86,10 @@ export async function authenticateToken(
       lastUsedAt: sessions.lastUsedAt,
       deletedAt: users.deletedAt,
       isPlatformAdmin: users.isPlatformAdmin,
+      role: repoId
+        ? sql<RepoRole | null>`(select ur.role from user_repo_roles ur
+            where ur.user_id = ${sessions.userId} and ur.repo_id = ${repoId})`
+        : sql<null>`null`,
     })
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
@@ -107,6 +114,7 @@ export async function authenticateToken(
       isPlatformAdmin: row.isPlatformAdmin,
       expires: row.expires,
     },
+    role: row.role,
   };
 }
 

@@ -283,6 +283,26 @@ describe("reads", () => {
     for (const row of all.rows) expect(seen).toContain(row.id);
   });
 
+  it("rows a microsecond apart are neither skipped nor repeated between pages", async () => {
+    const { repoId, reader } = await repoWithPeople();
+    const at = "2031-03-03 10:00:00.123";
+    await testDb().execute(sql`
+      insert into notifications (repo_id, user_id, type, title, message, created_at)
+      select ${repoId}, ${reader.id}, 'other', 'n' || g, 'm', ${at}::timestamptz + g * interval '1 microsecond'
+      from generate_series(1, 9) g`);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Page<{ title: string }> = await (
+        await api("GET", `/api/notifications?limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: reader.token })
+      ).json();
+      seen.push(...page.items.map((n) => n.title));
+      expect(JSON.stringify(page.items)).not.toContain("cursorAt");
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(["n9", "n8", "n7", "n6", "n5", "n4", "n3", "n2", "n1"]);
+  });
+
   it("notifications: the caller's own, newest first; marking read is idempotent and audited", async () => {
     const { repoId, reader, admin } = await repoWithPeople();
     const made = await testDb().execute<{ id: string }>(sql`

@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { isStorableText, UNSTORABLE_MESSAGE } from "../../contract/ingestion";
 import { auditAction, auditSubject } from "../../db/schema";
 import { ApiError } from "../../lib/errors";
-import { decodeCursor, pageQuery, toPage } from "../../lib/pagination";
+import { decodeCursor, pageQuery, toPage, withoutCursor } from "../../lib/pagination";
 import { listAudit } from "../../services/audit-reads";
 import { getIngestion, listIngestions } from "../../services/ingestion-reads";
 import { listNotifications, markNotificationRead } from "../../services/notifications";
@@ -108,7 +108,7 @@ readRoutes.openapi(
       testRuns(ctx, repoId, testId, { limit: 20, after: null }),
     ]);
     if (!test) throw notFound("Test");
-    return c.json({ ...test, recentRuns: runs }, 200);
+    return c.json({ ...test, recentRuns: runs.map(withoutCursor) }, 200);
   },
 );
 
@@ -132,12 +132,7 @@ readRoutes.openapi(
     ]);
     if (!test) throw notFound("Test");
     return c.json(
-      toPage(
-        rows,
-        limit,
-        (r) => r,
-        (r) => [r.startedAt.toISOString(), r.id],
-      ),
+      toPage(rows, limit, withoutCursor, (r) => [r.cursorAt, r.id]),
       200,
     );
   },
@@ -176,12 +171,7 @@ readRoutes.openapi(
       after: decodeCursor(cursor, timeAndId),
     });
     return c.json(
-      toPage(
-        rows,
-        limit,
-        (r) => r,
-        (r) => [r.receivedAt.toISOString(), r.id],
-      ),
+      toPage(rows, limit, withoutCursor, (r) => [r.cursorAt, r.id]),
       200,
     );
   },
@@ -236,12 +226,7 @@ readRoutes.openapi(
       after: decodeCursor(cursor, z.tuple([z.string(), z.string(), z.uuid()])),
     });
     return c.json(
-      toPage(
-        rows,
-        limit,
-        (r) => r,
-        (r) => [r.path, r.name, r.id],
-      ),
+      toPage(rows, limit, withoutCursor, (r) => [r.path, r.name, r.id]),
       200,
     );
   },
@@ -280,12 +265,7 @@ readRoutes.openapi(
       { limit: limit + 1, after: decodeCursor(cursor, timeAndId) },
     );
     return c.json(
-      toPage(
-        rows,
-        limit,
-        (r) => r,
-        (r) => [r.createdAt.toISOString(), r.id],
-      ),
+      toPage(rows, limit, withoutCursor, (r) => [r.cursorAt, r.id]),
       200,
     );
   },
@@ -303,7 +283,7 @@ readRoutes.openapi(
   async (c) => {
     const marked = await markNotificationRead(serviceContext(c, "write"), callerOf(c).userId, c.req.valid("param").id);
     if (!marked) throw notFound("Notification");
-    return c.json(marked, 200);
+    return c.json(withoutCursor(marked), 200);
   },
 );
 
@@ -356,12 +336,7 @@ async function auditPage(
     },
     { limit: query.limit + 1, after: decodeCursor(query.cursor, timeAndId) },
   );
-  return toPage(
-    rows,
-    query.limit,
-    (r) => r,
-    (r) => [r.createdAt.toISOString(), r.id],
-  );
+  return toPage(rows, query.limit, withoutCursor, (r) => [r.cursorAt, r.id]);
 }
 
 readRoutes.openapi(

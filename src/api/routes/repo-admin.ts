@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { ApiError } from "../../lib/errors";
 import { keyringFor } from "../../lib/keyring";
-import { decodeCursor, pageQuery, toPage } from "../../lib/pagination";
+import { decodeCursor, pageQuery, toPage, withoutCursor } from "../../lib/pagination";
 import { REPO_ROLES } from "../../services/permissions";
 import { getRepoConfig, updateRepoConfig } from "../../services/repo-config";
 import { listRoles, removeRole, roleHistory, setRole } from "../../services/roles";
@@ -139,12 +139,7 @@ repoAdminRoutes.openapi(
       after: decodeCursor(cursor, keyAfter),
     });
     return c.json(
-      toPage(
-        rows,
-        limit,
-        (r) => r,
-        (r) => [r.createdAt.toISOString(), r.id],
-      ),
+      toPage(rows, limit, withoutCursor, (r) => [r.cursorAt, r.id]),
       200,
     );
   },

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { ApiError } from "../../lib/errors";
-import { decodeCursor, pageQuery, toPage } from "../../lib/pagination";
+import { decodeCursor, pageQuery, toPage, withoutCursor } from "../../lib/pagination";
 import { REPO_ROLES } from "../../services/permissions";
 import { createRepo, deleteRepo, getRepo, RepoExistsError, reposOfUser, updateRepo } from "../../services/repos";
 import { repositoryNotFound } from "../access";
@@ -48,12 +48,7 @@ repoRoutes.openapi(
     const after = decodeCursor(cursor, z.tuple([z.iso.datetime({ offset: true }), z.uuid()]));
     const rows = await reposOfUser(serviceContext(c, "read"), callerOf(c).userId, { limit: limit + 1, after });
     return c.json(
-      toPage(
-        rows,
-        limit,
-        (r) => r,
-        (r) => [r.createdAt.toISOString(), r.id],
-      ),
+      toPage(rows, limit, withoutCursor, (r) => [r.cursorAt, r.id]),
       200,
     );
   },
