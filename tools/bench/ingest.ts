@@ -24,6 +24,7 @@ import { migrateUp } from "../db/migrator.ts";
 import { createTestDatabase } from "../db/test-database.ts";
 import type { RunningGateway } from "../gateway/index.ts";
 import { startWranglerDev, type WranglerDev } from "../wrangler-dev.ts";
+import { parseThroughput } from "./parse.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -227,7 +228,10 @@ ${rows.map((r) => `| ${r} |`).join("\n")}
 Maximal upload: ${(Buffer.byteLength(bigBody) / 1048576).toFixed(2)} MiB body, 10,000 failed results with long output → HTTP ${bigRes.status} in ${bigMs.toFixed(0)} ms;
   workerd resident memory rose from ${rssBefore.toFixed(0)} to ${rssPeak.toFixed(0)} MiB during it (+${(rssPeak - rssBefore).toFixed(0)} MiB, sampled every 2 ms).
 workerd resident memory: ${baselineMiB.toFixed(0)} MiB after start-up; high-water mark over the whole run ${peakMiB.toFixed(0)} MiB (the process, not only the isolate).
-PostgreSQL: ${database.backend.description}; machine: ${process.platform} ${process.arch}, Node ${process.version}.`);
+PostgreSQL: ${database.backend.description}; machine: ${process.platform} ${process.arch}, Node ${process.version}.
+
+Report parsing at the edge, per format (the largest real report of each; the parsers the Worker runs, in Node's V8):
+${parseThroughput(5, 1)}`);
   } finally {
     await wrangler?.stop();
     await running?.close();

@@ -8,17 +8,10 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { parseReport, REPORT_FORMATS, type ReportFormat } from "../../src/ingestion/formats/index.ts";
 
-const { values: args } = parseArgs({
-  options: {
-    repeats: { type: "string", default: "15" },
-    warmup: { type: "string", default: "3" },
-  },
-});
-const REPEATS = Number(args.repeats);
-const WARMUP = Number(args.warmup);
 const FIXTURES = join(import.meta.dirname, "../../test/fixtures");
 /** The fixture folder of each format (the folders are named after the formats). */
 const FOLDER: Record<ReportFormat, string> = Object.fromEntries(REPORT_FORMATS.map((f) => [f, f])) as Record<
@@ -42,34 +35,54 @@ const median = (values: number[]) => {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
-const rows: string[][] = [["format", "report", "size", "results", "median ms", "MB/s"]];
-for (const format of REPORT_FORMATS) {
-  const { file, content } = largestFixture(format);
-  const bytes = Buffer.byteLength(content);
-  let results = 0;
-  for (let i = 0; i < WARMUP; i++) results = parseReport(format, content).results.length;
-  const times: number[] = [];
-  for (let i = 0; i < REPEATS; i++) {
-    const started = performance.now();
-    parseReport(format, content);
-    times.push(performance.now() - started);
+/**
+ * Parse throughput of every format's largest real report, as a printable table (bench:parse prints it, and
+ * bench:ingest prints it after the upload figures).
+ */
+export function parseThroughput(REPEATS: number, WARMUP: number): string {
+  const lines: string[] = [];
+  const rows: string[][] = [["format", "report", "size", "results", "median ms", "MB/s"]];
+  for (const format of REPORT_FORMATS) {
+    const { file, content } = largestFixture(format);
+    const bytes = Buffer.byteLength(content);
+    let results = 0;
+    for (let i = 0; i < WARMUP; i++) results = parseReport(format, content).results.length;
+    const times: number[] = [];
+    for (let i = 0; i < REPEATS; i++) {
+      const started = performance.now();
+      parseReport(format, content);
+      times.push(performance.now() - started);
+    }
+    const ms = median(times);
+    rows.push([
+      format,
+      file,
+      `${(bytes / 1024).toFixed(0)} KB`,
+      String(results),
+      ms.toFixed(2),
+      (bytes / 1e6 / (ms / 1000)).toFixed(1),
+    ]);
   }
-  const ms = median(times);
-  rows.push([
-    format,
-    file,
-    `${(bytes / 1024).toFixed(0)} KB`,
-    String(results),
-    ms.toFixed(2),
-    (bytes / 1e6 / (ms / 1000)).toFixed(1),
-  ]);
+
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  for (const [index, row] of rows.entries()) {
+    lines.push(
+      row
+        .map((cell, column) => (column >= 2 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
+        .join("  "),
+    );
+    if (index === 0) lines.push(widths.map((width) => "-".repeat(width)).join("  "));
+  }
+  lines.push(`\nmedian of ${REPEATS} parses after ${WARMUP} warm-up parses; MB = 10^6 bytes of report`);
+  return lines.join("\n");
 }
 
-const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-for (const [index, row] of rows.entries()) {
-  console.log(
-    row.map((cell, column) => (column >= 2 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join("  "),
-  );
-  if (index === 0) console.log(widths.map((width) => "-".repeat(width)).join("  "));
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const { values: args } = parseArgs({
+    options: {
+      repeats: { type: "string", default: "15" },
+      warmup: { type: "string", default: "3" },
+    },
+  });
+  console.log(parseThroughput(Number(args.repeats), Number(args.warmup)));
 }
-console.log(`\nmedian of ${REPEATS} parses after ${WARMUP} warm-up parses; MB = 10^6 bytes of report`);
