@@ -192,7 +192,9 @@ describe("flake scoring", () => {
     const factors = (stored.flaky.ml_prediction_data as { factors: Record<string, { weight: number }> }).factors;
     expect(factors.recencyFail.weight).toBe(1);
     // Four weeks on, the last failure's recency has decayed through two half-lives.
-    expect(Number(stored.flaky.recency_fail)).toBeLessThan(0.25 * Number(byName(incremental).flaky.recency_fail) + 1e-6);
+    expect(Number(stored.flaky.recency_fail)).toBeLessThan(
+      0.25 * Number(byName(incremental).flaky.recency_fail) + 1e-6,
+    );
   });
 
   it("is one statement a caller can put in its own batch", async () => {

@@ -20,11 +20,11 @@ import { DEFAULT_SCORING_MODEL, MODEL_VERSION, type ScoringModel } from "./model
 /** Which test cases of the repository to score. */
 export type ScoringScope = "all" | { testCaseIds: readonly string[] } | { ingestionId: string };
 
-export interface ScoreRow {
+export type ScoreRow = {
   test_case_id: string;
   score: number;
   class: "stable" | "flaky" | "highly_flaky" | "broken" | "suspect";
-}
+};
 
 function scopeFilter(repoId: string, scope: ScoringScope): SQL {
   if (scope === "all") return sql``;
@@ -65,12 +65,22 @@ export function rescoreQuery(
         coalesce((rc.config->'scoringWeights'->>'clustering')::float8, ${num(m.weights.clustering)}) as w_clu,
         coalesce(rc.scoring_threshold::int, ${m.scoringThreshold}::int) as threshold
       from (select 1) as one left join repository_configs rc on rc.repo_id = ${repoId}::uuid
+    ), ci as materialized (
+      -- The repository's completed uploads (CI runs): how much of each failed at the first attempt. Runs of
+      -- uploads not in here (still being written, or abandoned) never count.
+      select i.id, (i.tests_total - i.tests_skipped) as executed,
+        (i.tests_total - i.tests_skipped) >= ${m.outageMinTests}::int
+          and (i.tests_failed + coalesce((i.response->'summary'->>'flaky_candidates')::int, 0))
+            > ${num(m.outageShare)} * (i.tests_total - i.tests_skipped) as outage,
+        greatest(i.tests_failed + coalesce((i.response->'summary'->>'flaky_candidates')::int, 0) - 1, 0)::float8
+          / nullif(i.tests_total - i.tests_skipped - 1, 0) as co_fail_share,
+        (i.tests_failed + coalesce((i.response->'summary'->>'flaky_candidates')::int, 0)) as first_failed
+      from ingestions i where i.repo_id = ${repoId}::uuid and i.completed_at is not null
     ), pending as (
-      -- Uploads still being written (or abandoned): their runs never count. Usually none.
       select coalesce(array_agg(id), '{}') as ids from ingestions where repo_id = ${repoId}::uuid and completed_at is null
-    ), cases as (
+    ), cases as materialized (
       select tc.id from test_cases tc where tc.repo_id = ${repoId}::uuid ${scopeFilter(repoId, scope)}
-    ), runs as (
+    ), runs as materialized (
       -- The window: the last N executed runs of each test case up to asOf, within the horizon.
       select c.id as test_case_id, w.*
       from cases c cross join pending cross join lateral (
@@ -82,102 +92,88 @@ export function rescoreQuery(
         order by r.started_at desc, r.id desc
         limit ${m.windowRuns}::int
       ) w
-    ), ci as (
-      -- The CI runs (uploads) behind the window: how much of each failed at the first attempt.
-      select i.id, (i.tests_total - i.tests_skipped) as executed,
-        (i.tests_failed + coalesce((i.response->'summary'->>'flaky_candidates')::int, 0)) as first_failed
-      from ingestions i where i.id in (select distinct ingestion_id from runs)
-    ), marked as (
-      select runs.*, ci.executed, ci.first_failed,
+    ), outages as materialized (
+      -- Runs in infrastructure outages are set aside: counted, never evidence.
+      select runs.test_case_id, count(*) as runs, count(*) filter (where runs.status = 'fail' or runs.rerun_count > 0)
+        as failures
+      from runs join ci on ci.id = runs.ingestion_id where ci.outage group by runs.test_case_id
+    ), keyed as (
+      -- Good runs (outside outages) with what their code key (commit) says: did the test ever pass on it,
+      -- and did it both pass and fail there?
+      select runs.test_case_id, runs.run_id, runs.commit_sha, runs.status, runs.started_at, ci.first_failed,
+        ci.executed, ci.co_fail_share,
         (runs.status = 'fail' or runs.rerun_count > 0) as first_fail,
         (runs.status = 'pass' and runs.rerun_count > 0) as retry_recovered,
-        (ci.executed >= ${m.outageMinTests}::int and ci.first_failed > ${num(m.outageShare)} * ci.executed) as outage,
-        greatest(ci.first_failed - 1, 0)::float8 / nullif(ci.executed - 1, 0) as co_fail_share,
-        ${decayOf(sql`runs.started_at`)} as decay
+        ${decayOf(sql`runs.started_at`)} as decay,
+        bool_or(runs.status = 'pass') over key as ever_passed,
+        bool_or(runs.status = 'fail') over key and bool_or(runs.status = 'pass') over key as contradiction,
+        greatest(min(runs.started_at) filter (where runs.status = 'pass') over key,
+          min(runs.started_at) filter (where runs.status = 'fail') over key) as contradicted_at,
+        row_number() over (key order by runs.started_at, runs.run_id) = 1 as key_first
       from runs join ci on ci.id = runs.ingestion_id
-    ), keys as (
-      -- Code keys (commits) per test case: did it pass there, and both pass and fail outside outages?
-      select test_case_id, commit_sha,
-        bool_or(status = 'pass') as ever_passed,
-        coalesce(bool_or(status = 'pass') filter (where not outage), false)
-          and coalesce(bool_or(status = 'fail') filter (where not outage), false) as contradiction,
-        greatest(min(started_at) filter (where status = 'pass' and not outage),
-          min(started_at) filter (where status = 'fail' and not outage)) as contradicted_at
-      from marked group by test_case_id, commit_sha
-    ), weighted as (
-      select m.*, k.ever_passed,
-        m.decay * case when m.outage then ${num(m.outageFailureWeight)} else 1 end
-          * case when m.status = 'fail' then case when k.ever_passed then 1 else ${num(m.unconfirmedFailureWeight)} end
-                 when m.retry_recovered then ${num(m.retryFailureWeight)} else 0 end as fail_w,
-        m.decay * case when m.status <> 'pass' then 0
-                       when m.retry_recovered then 1 - ${num(m.retryFailureWeight)} else 1 end as pass_w
-      from marked m join keys k using (test_case_id, commit_sha)
-    ), seq as (
-      -- Runs outside outages in time order: flips, and streaks counted back from the newest.
-      select test_case_id, run_id, first_fail, status,
-        row_number() over (partition by test_case_id order by started_at desc, run_id desc) as pos,
-        case when lag(first_fail) over (partition by test_case_id order by started_at, run_id) <> first_fail
-          then 1 else 0 end as flip
-      from weighted where not outage
-    ), streaks as (
-      select test_case_id, count(*) as good_runs, sum(flip) as flips,
-        coalesce(min(pos) filter (where first_fail), count(*) + 1) - 1 as passes_since_failure,
-        coalesce(min(pos) filter (where status = 'pass'), count(*) + 1) - 1 as fail_streak
-      from seq group by test_case_id
-    ), agg as (
-      select w.test_case_id,
-        count(*) as runs,
-        count(*) filter (where w.status = 'pass') as passes,
-        count(*) filter (where w.outage) as outage_runs,
-        count(*) filter (where w.outage and w.first_fail) as outage_failures,
-        count(*) filter (where not w.outage and w.first_fail) as good_failures,
-        sum(w.fail_w) as fail_w, sum(w.pass_w) as pass_w,
-        sum(w.fail_w) filter (where s.pos > st.fail_streak) as fail_w_before,
-        sum(w.pass_w) filter (where s.pos > st.fail_streak) as pass_w_before,
-        coalesce(bool_and(not w.ever_passed) filter (where s.pos <= st.fail_streak), false) as streak_unpassed,
-        sum(w.first_failed) filter (where not w.outage) as pool_failed,
-        sum(w.executed) filter (where not w.outage) as pool_executed,
-        avg(w.co_fail_share) filter (where not w.outage and w.first_fail) as clustering,
-        max(w.started_at) filter (where not w.outage and w.first_fail) as last_failure_at
-      from weighted w
-      left join seq s on s.run_id = w.run_id and s.test_case_id = w.test_case_id
-      left join streaks st on st.test_case_id = w.test_case_id
-      group by w.test_case_id
-    ), evidence as (
-      select test_case_id, commit_sha, contradicted_at as at, 'contradiction' as kind from keys where contradiction
-      union all
-      select test_case_id, commit_sha, started_at, 'retry' from marked where retry_recovered and not outage
-    ), ev as (
-      select test_case_id,
-        count(*) filter (where kind = 'contradiction') as contradictions,
-        count(*) filter (where kind = 'retry') as retry_recoveries,
-        min(at) as first_at, max(at) as last_at,
-        (array_agg(commit_sha order by at, commit_sha))[1] as first_commit
-      from evidence group by test_case_id
-    ), prior as (
-      select c.id as test_case_id,
-        least(greatest(coalesce(a.pool_failed::float8 / nullif(a.pool_executed, 0), ${num(m.priorRateMin)}),
-          ${num(m.priorRateMin)}), ${num(m.priorRateMax)}) as rate
-      from cases c left join agg a on a.test_case_id = c.id
+      where not ci.outage
+      window key as (partition by runs.test_case_id, runs.commit_sha)
+    ), sequenced as (
+      -- In time order: flips, the last pass and the last failure (streaks are counted back from them).
+      select k.*,
+        case when lag(k.first_fail) over ordered <> k.first_fail then 1 else 0 end as flip,
+        max(k.started_at) filter (where k.status = 'pass') over whole as last_pass_at,
+        max(k.started_at) filter (where k.first_fail) over whole as last_failure_at,
+        k.decay * case when k.status = 'fail' then case when k.ever_passed then 1 else ${num(m.unconfirmedFailureWeight)} end
+          when k.retry_recovered then ${num(m.retryFailureWeight)} else 0 end as fail_w,
+        k.decay * case when k.status <> 'pass' then 0
+          when k.retry_recovered then 1 - ${num(m.retryFailureWeight)} else 1 end as pass_w
+      from keyed k
+      window whole as (partition by k.test_case_id),
+        ordered as (partition by k.test_case_id order by k.started_at, k.run_id)
+    ), agg as materialized (
+      select s.test_case_id,
+        count(*) as good_runs,
+        count(*) filter (where s.status = 'pass') as passes,
+        count(*) filter (where s.first_fail) as good_failures,
+        sum(s.flip) as flips,
+        sum(s.fail_w) as fail_w, sum(s.pass_w) as pass_w,
+        -- The current failure streak: the runs after the last pass (all failed).
+        count(*) filter (where s.started_at > coalesce(s.last_pass_at, '-infinity')) as fail_streak,
+        coalesce(bool_and(not s.ever_passed) filter (where s.started_at > coalesce(s.last_pass_at, '-infinity')),
+          false) as streak_unpassed,
+        sum(s.fail_w) filter (where s.started_at <= s.last_pass_at) as fail_w_before,
+        sum(s.pass_w) filter (where s.started_at <= s.last_pass_at) as pass_w_before,
+        count(*) filter (where s.started_at > coalesce(s.last_failure_at, '-infinity')) as passes_since_failure,
+        sum(s.first_failed) as pool_failed, sum(s.executed) as pool_executed,
+        avg(s.co_fail_share) filter (where s.first_fail) as clustering,
+        max(s.last_failure_at) as last_failure_at,
+        count(*) filter (where s.key_first and s.contradiction) as contradictions,
+        count(*) filter (where s.retry_recovered) as retry_recoveries,
+        least(min(s.contradicted_at) filter (where s.contradiction), min(s.started_at) filter (where s.retry_recovered))
+          as evidence_first_at,
+        greatest(max(s.contradicted_at) filter (where s.contradiction),
+          max(s.started_at) filter (where s.retry_recovered)) as evidence_last_at,
+        (array_agg(s.commit_sha order by case when s.contradiction then s.contradicted_at else s.started_at end,
+          s.commit_sha) filter (where s.contradiction or s.retry_recovered))[1] as first_commit
+      from sequenced s group by s.test_case_id
     ), est as (
       select c.id as test_case_id, p.rate as prior_rate,
-        coalesce(a.runs, 0)::int as runs, coalesce(a.passes, 0)::int as passes,
-        coalesce(a.outage_runs, 0)::int as outage_runs, coalesce(a.outage_failures, 0)::int as outage_failures,
+        (coalesce(a.good_runs, 0) + coalesce(o.runs, 0))::int as runs,
+        coalesce(a.passes, 0)::int as passes,
+        coalesce(o.runs, 0)::int as outage_runs, coalesce(o.failures, 0)::int as outage_failures,
         coalesce(a.good_failures, 0)::int as good_failures,
-        coalesce(st.good_runs, 0)::int as good_runs, coalesce(st.flips, 0)::int as flips,
-        coalesce(st.passes_since_failure, 0)::int as passes_since_failure,
-        coalesce(st.fail_streak, 0)::int as fail_streak, coalesce(a.streak_unpassed, false) as streak_unpassed,
-        coalesce(e.contradictions, 0)::int as contradictions, coalesce(e.retry_recoveries, 0)::int as retry_recoveries,
-        e.first_at as evidence_first_at, e.last_at as evidence_last_at, e.first_commit,
+        coalesce(a.good_runs, 0)::int as good_runs, coalesce(a.flips, 0)::int as flips,
+        coalesce(a.passes_since_failure, 0)::int as passes_since_failure,
+        coalesce(a.fail_streak, 0)::int as fail_streak, coalesce(a.streak_unpassed, false) as streak_unpassed,
+        coalesce(a.contradictions, 0)::int as contradictions, coalesce(a.retry_recoveries, 0)::int as retry_recoveries,
+        a.evidence_first_at, a.evidence_last_at, a.first_commit,
         coalesce(a.clustering, 0) as clustering, a.last_failure_at,
         ${num(m.priorStrength)} * p.rate + coalesce(a.fail_w, 0) as alpha,
         ${num(m.priorStrength)} * (1 - p.rate) + coalesce(a.pass_w, 0) as beta,
         (${num(m.priorStrength)} * p.rate + coalesce(a.fail_w_before, 0))
           / (${num(m.priorStrength)} + coalesce(a.fail_w_before, 0) + coalesce(a.pass_w_before, 0)) as p_before
-      from cases c join prior p on p.test_case_id = c.id
+      from cases c
       left join agg a on a.test_case_id = c.id
-      left join streaks st on st.test_case_id = c.id
-      left join ev e on e.test_case_id = c.id
+      left join outages o on o.test_case_id = c.id
+      -- The empirical-Bayes prior: the failure rate of all tests in the same (good) CI runs, bounded.
+      cross join lateral (select least(greatest(coalesce(a.pool_failed::float8 / nullif(a.pool_executed, 0),
+        ${num(m.priorRateMin)}), ${num(m.priorRateMin)}), ${num(m.priorRateMax)}) as rate) p
     ), bounds as (
       select est.*, alpha / (alpha + beta) as p, alpha + beta as n_eff,
         case when good_runs >= 2 then flips::float8 / (good_runs - 1) else 0 end as volatility,
@@ -275,7 +271,17 @@ export function rescoreQuery(
     returning test_case_id, score, class`;
 }
 
-/** Scores the test cases of `scope` now (one statement); the rows written. */
+/**
+ * Settings for the scoring statement's transaction; put it before rescoreQuery in the same db.batch.
+ * PostgreSQL's JIT judges the statement by its (pessimistic) cost estimate and spends a second compiling a
+ * query that runs in a fraction of that: for this workload it is pure overhead. And right after an upload
+ * the planner's statistics lag behind (a fresh repository looks empty), so it would pick nested loops that
+ * rerun a whole aggregation per test case; without them it hashes, which is right at every size (the
+ * window's lateral index scan is a nested loop by nature and stays one).
+ */
+export const SCORING_SETTINGS: SQL = sql`select set_config('jit', 'off', true), set_config('enable_nestloop', 'off', true)`;
+
+/** Scores the test cases of `scope` now (one db.batch, one transaction); the rows written. */
 export async function rescore(
   ctx: ServiceContext,
   repoId: string,
@@ -283,8 +289,11 @@ export async function rescore(
   asOf: Date,
   model?: ScoringModel,
 ): Promise<ScoreRow[]> {
-  const result = await ctx.db.execute<ScoreRow>(rescoreQuery(repoId, scope, asOf, { model, now: ctx.now() }));
-  return result.rows as ScoreRow[];
+  const [, result] = await ctx.db.batch([
+    ctx.db.execute(SCORING_SETTINGS),
+    ctx.db.execute<ScoreRow>(rescoreQuery(repoId, scope, asOf, { model, now: ctx.now() })),
+  ]);
+  return result.rows as unknown as ScoreRow[];
 }
 
 /**
