@@ -17,6 +17,7 @@ import { Command } from "commander";
 import { sql } from "drizzle-orm";
 import type { Db } from "../../src/db/client.ts";
 import { parseKeyring } from "../../src/lib/keyring.ts";
+import { DEFAULT_SCORING_MODEL, type ScoringModel } from "../../src/services/scoring/model.ts";
 import { rescore } from "../../src/services/scoring/rescore.ts";
 import { createRepoWithSecret, withWorkerDb } from "../db/create-repo.ts";
 import { serveLocalGateway } from "../db/local-gateway.ts";
@@ -32,6 +33,7 @@ interface Options {
   seeds: string;
   tests: string;
   runs: string;
+  window: string;
   output?: string;
 }
 
@@ -40,6 +42,7 @@ const program = new Command("npm run eval:flaky --")
   .option("--seeds <list>", "comma-separated random seeds", "1,2,3")
   .option("--tests <n>", "tests per simulated suite", String(DEFAULT_SIMULATION.tests))
   .option("--runs <n>", "CI runs per history", String(DEFAULT_SIMULATION.runs))
+  .option("--window <n>", "the model's window (runs per test)", String(DEFAULT_SCORING_MODEL.windowRuns))
   .option("--output <file>", "also write the markdown table to this file");
 
 interface SeedReport {
@@ -62,7 +65,12 @@ async function flaggedNow(db: Db, repoId: string): Promise<number[]> {
 async function evaluateSeed(
   seed: number,
   options: { tests: number; runs: number },
-  env: { url: string; db: Db; createRepo: (name: string) => Promise<{ repoId: string; secret: string }> },
+  env: {
+    url: string;
+    db: Db;
+    model: ScoringModel;
+    createRepo: (name: string) => Promise<{ repoId: string; secret: string }>;
+  },
 ): Promise<SeedReport> {
   const started = performance.now();
   const simulation = simulate({
@@ -107,7 +115,7 @@ async function evaluateSeed(
       );
       const asOf = new Date(run.startedAt.getTime() + 600_000);
       const ctx = { db: env.db, now: () => asOf };
-      for (const { id } of ingestions.rows) await rescore(ctx, repoId, { ingestionId: id }, asOf);
+      for (const { id } of ingestions.rows) await rescore(ctx, repoId, { ingestionId: id }, asOf, env.model);
       timing.scoreMs += performance.now() - scoreStarted;
       flagged = await flaggedNow(env.db, repoId);
       for (const index of flagged) if (!firstFlagged.has(index)) firstFlagged.set(index, run.index);
@@ -179,6 +187,7 @@ async function main() {
   const seeds = options.seeds.split(",").map(Number);
   const tests = Number(options.tests);
   const runs = Number(options.runs);
+  const model = { ...DEFAULT_SCORING_MODEL, windowRuns: Number(options.window) };
   const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   console.log(`anchorpipe eval:flaky — seeds ${seeds.join(", ")}; ${tests} tests × ${runs} runs each`);
   const database = await createTestDatabase(serverUrl);
@@ -202,7 +211,7 @@ async function main() {
     for (const seed of seeds) {
       // createRepoWithSecret runs its own in-process gateway and puts the Neon driver's settings back after.
       const report = await withWorkerDb(database.backend, (db) =>
-        evaluateSeed(seed, { tests, runs }, { url, db, createRepo }),
+        evaluateSeed(seed, { tests, runs }, { url, db, createRepo, model }),
       );
       reports.push(report);
       const problems = verdict(report);

@@ -56,7 +56,7 @@ export const DEFAULT_SCORING_MODEL: ScoringModel = {
   priorRateMin: 0.0005,
   priorRateMax: 0.25,
   z: 1.645,
-  flakyLowerBound: 0.001,
+  flakyLowerBound: 0.0002,
   recoveryAlpha: 0.01,
   brokenMinStreak: 3,
   brokenAlpha: 0.05,
