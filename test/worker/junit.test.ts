@@ -1,7 +1,8 @@
 /// <reference types="vite/client" />
 // Runs inside workerd: the JUnit parser has to work at the edge, not just in Node.
 import { describe, expect, it } from "vitest";
-import { JunitParseError, type ParsedTestResult, parseJunit } from "../../src/ingestion/junit";
+import { ReportParseError as JunitParseError, type ParsedTestResult } from "../../src/ingestion/formats";
+import { parseJunitReport } from "../../src/ingestion/formats/junit";
 import antBadDuration from "../fixtures/junit/ant-bad-duration.xml?raw";
 import antTestsuites from "../fixtures/junit/ant-testsuites.xml?raw";
 import billionLaughs from "../fixtures/junit/billion-laughs.xml?raw";
@@ -18,6 +19,9 @@ import pytestHorovod from "../fixtures/junit/pytest-horovod.xml?raw";
 import surefireFlaky from "../fixtures/junit/surefire-flaky.xml?raw";
 import surefireFlakyMessage from "../fixtures/junit/surefire-flaky-message.xml?raw";
 import surefireRerun from "../fixtures/junit/surefire-rerun.xml?raw";
+
+/** The results of one JUnit document, as the ingestion stores them. */
+const parseJunit = (xml: string): ParsedTestResult[] => parseJunitReport(xml).results;
 
 function counts(results: ParsedTestResult[]) {
   const byStatus = { pass: 0, fail: 0, skip: 0 };
