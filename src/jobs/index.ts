@@ -1,5 +1,6 @@
 import { createDb } from "../db/client";
 import { type Bindings, loadConfig } from "../env";
+import { describeFailure } from "../lib/db-errors";
 import { log } from "../lib/logger";
 import { dbHealthCheck } from "./db-health-check";
 import { incompleteUploadCleanup } from "./incomplete-upload-cleanup";
@@ -35,7 +36,7 @@ export async function runScheduled(cron: string, scheduledTime: Date, env: Bindi
       log.info("scheduled.job_done", { cron, job: job.name, ms: Date.now() - started });
     } catch (error) {
       failed.push(job.name);
-      log.error("scheduled.job_failed", { cron, job: job.name, message: (error as Error).message });
+      log.error("scheduled.job_failed", { cron, job: job.name, ...describeFailure(error) });
     }
   }
   if (failed.length) throw new Error(`scheduled jobs failed: ${failed.join(", ")}`);

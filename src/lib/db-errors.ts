@@ -58,3 +58,16 @@ export function describeDbError(error: unknown): Record<string, string> {
   }
   return described;
 }
+
+/**
+ * Any error as it may be logged: a database error by its shape only (describeDbError), anything else by
+ * its name and the first line of its message, which our own code wrote.
+ */
+export function describeFailure(error: unknown): Record<string, string> {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (typeof (e as { query?: unknown }).query === "string") return describeDbError(error);
+  }
+  if (findSqlState(error)) return describeDbError(error);
+  if (!(error instanceof Error)) return { name: typeof error };
+  return { name: error.name, message: error.message.split("\n", 1)[0].slice(0, 200) };
+}

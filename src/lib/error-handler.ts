@@ -2,7 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "../app-env";
 import { ConfigError } from "../env";
-import { describeDbError, findSqlState, isDatabaseUnavailable, sqlStateKind } from "./db-errors";
+import { describeDbError, describeFailure, findSqlState, isDatabaseUnavailable, sqlStateKind } from "./db-errors";
 import { ApiError, type ErrorCode, type ErrorEnvelope } from "./errors";
 import { log } from "./logger";
 
@@ -50,22 +50,9 @@ export const onError: ErrorHandler<AppEnv> = (error, c) => {
     return envelope(c, new ApiError("misconfigured", "The service is misconfigured."));
   }
   // A database error's message quotes the statement's parameters (the request's data): log only its shape.
-  const described = findSqlState(error) || hasQuery(error) ? describeDbError(error) : describeError(error);
-  log.error("unhandled_error", { requestId: c.get("requestId"), ...described });
+  log.error("unhandled_error", { requestId: c.get("requestId"), ...describeFailure(error) });
   return envelope(c, new ApiError("internal_error", "An unexpected error occurred."));
 };
 
 export const notFound: NotFoundHandler<AppEnv> = (c) =>
   envelope(c, new ApiError("not_found", `No route for ${c.req.method} ${c.req.path}.`));
-
-function hasQuery(error: unknown): boolean {
-  for (let e = error; e instanceof Error; e = e.cause)
-    if (typeof (e as { query?: unknown }).query === "string") return true;
-  return false;
-}
-
-/** Any other error: its name and the first line of its message, which our code wrote. */
-function describeError(error: unknown): Record<string, string> {
-  if (!(error instanceof Error)) return { name: typeof error };
-  return { name: error.name, message: error.message.split("\n", 1)[0].slice(0, 200) };
-}
