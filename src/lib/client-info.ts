@@ -16,7 +16,7 @@ export interface ClientInfo {
 
 const ipAddress = z.union([z.ipv4(), z.ipv6()]);
 
-export const MAX_USER_AGENT_CHARS = 512;
+const MAX_USER_AGENT_CHARS = 512;
 
 export function clientInfo(headers: Headers): ClientInfo {
   const ip = headers.get("cf-connecting-ip")?.trim() ?? "";

@@ -1,5 +1,5 @@
 import { and, desc, eq, gt, isNull, or } from "drizzle-orm";
-import { canonicalUuid } from "../contract/ingestion";
+import { canonicalUuid, WEBHOOK_SECRET_PREFIX } from "../contract/ingestion";
 import { hmacSecrets } from "../db/schema";
 import { findSqlState } from "../lib/db-errors";
 import { bytesToBase64, bytesToHex, randomBytes, sha256Hex } from "../lib/encoding";
@@ -39,7 +39,6 @@ export interface SigningSecret {
   secret: string;
 }
 
-export const SECRET_PREFIX = "whsec_";
 export const DEFAULT_SECRET_NAME = "default";
 export const DEFAULT_ROTATION_OVERLAP_HOURS = 24;
 
@@ -85,7 +84,7 @@ async function newSecret(
   fields: { repoId: string; name: string; expiresAt: Date | null; rotatedFrom: string | null },
 ) {
   const id = crypto.randomUUID();
-  const plaintext = SECRET_PREFIX + bytesToBase64(randomBytes(32));
+  const plaintext = WEBHOOK_SECRET_PREFIX + bytesToBase64(randomBytes(32));
   const { ciphertext, kekVersion } = await encrypt(keyring, plaintext, hmacSecretAad(fields.repoId, id));
   const row = {
     id,
