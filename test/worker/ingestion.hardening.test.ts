@@ -399,8 +399,10 @@ describe("claims of the README and ADR 0004, proven (defect 12)", () => {
 
   it("an audit row for a missing Authorization, a revoked secret and an expired one", async () => {
     const db = testDb();
-    // A minute of its own, so this failure opens its window whatever other tests do.
-    const at = new Date(Date.UTC(2040, 0, 1) + crypto.getRandomValues(new Uint32Array(1))[0] * 60_000);
+    // A minute of its own (one of a million after 2040), so this failure opens its window whatever other
+    // tests do. The minute must stay within PostgreSQL's timestamptz range.
+    const minute = crypto.getRandomValues(new Uint32Array(1))[0] % 1_000_000;
+    const at = new Date(Date.UTC(2040, 0, 1) + minute * 60_000);
     const requestId = `claims-${crypto.randomUUID()}`;
     await expect(
       authenticateUpload(
