@@ -192,6 +192,7 @@ export const TABLES: Record<string, TableSpec> = {
       "line integer",
       "confidence_score real",
       `created_at ${TS}! = now()`,
+      "path_regex text",
     ],
     fks: ["repo_id → repos.id cascade"],
     indexes: ["(repo_id, pattern)"],

@@ -172,6 +172,12 @@ export const ownerMaps = pgTable(
     source: ownerSource().notNull().default("manual"),
     /** Position in CODEOWNERS; later lines win. */
     line: integer(),
+    /**
+     * The pattern compiled to a regular expression over a test's path that means the same in JavaScript
+     * and in PostgreSQL's `~` (src/services/codeowners.ts), so owners are found inside SQL. Null: no pattern
+     * match in SQL (manual and heuristic rows).
+     */
+    pathRegex: text(),
     confidenceScore: real(),
     createdAt: createdAt(),
   },
