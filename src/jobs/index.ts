@@ -3,6 +3,7 @@ import { type Bindings, loadConfig } from "../env";
 import { describeFailure } from "../lib/db-errors";
 import { log } from "../lib/logger";
 import { dbHealthCheck } from "./db-health-check";
+import { flakeRecompute } from "./flake-recompute";
 import { incompleteUploadCleanup } from "./incomplete-upload-cleanup";
 import { partitionUpkeep } from "./partition-upkeep";
 import type { Job } from "./types";
@@ -15,6 +16,7 @@ export const SCHEDULE: Record<string, Job[]> = {
   "*/5 * * * *": [dbHealthCheck],
   "0 * * * *": [incompleteUploadCleanup],
   "17 3 * * *": [partitionUpkeep],
+  "41 * * * *": [flakeRecompute],
 };
 
 export class UnknownScheduleError extends Error {}
