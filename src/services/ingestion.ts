@@ -3,6 +3,8 @@ import type { SignatureScheme } from "../contract/ingestion";
 import type { NormalizedResult } from "../ingestion/normalize";
 import { findSqlState, sqlStateKind } from "../lib/db-errors";
 import type { ServiceContext } from "./context";
+import { SCORING_SETTINGS } from "./scoring/rescore";
+import { uploadAsOf, uploadScoringQuery } from "./scoring/upload-scoring";
 
 /**
  * Stores one upload "atomically from the client's point of view" over Neon's
@@ -30,7 +32,10 @@ export interface IngestionSummary {
   tests_parsed: number;
   tests_failed: number;
   tests_skipped: number;
+  /** Tests of this upload that its scoring left flaky or highly flaky. */
   flaky_candidates: number;
+  /** Results that passed only after failing first: the signature of a flaky test. */
+  retry_recoveries: number;
   /** Attempts behind the results: each result plus its reruns (a report's retries are folded into results). */
   attempts: number;
 }
@@ -80,8 +85,9 @@ function summarize(results: NormalizedResult[]): IngestionSummary {
     tests_parsed: results.length,
     tests_failed: results.filter((r) => r.status === "fail").length,
     tests_skipped: results.filter((r) => r.status === "skip").length,
-    // Passed only after failing first: the signature of a flaky test.
-    flaky_candidates: results.filter((r) => r.status === "pass" && r.rerunCount > 0).length,
+    // Filled in by the upload's scoring, in the batch that completes it.
+    flaky_candidates: 0,
+    retry_recoveries: results.filter((r) => r.status === "pass" && r.rerunCount > 0).length,
     attempts: results.reduce((sum, r) => sum + 1 + r.rerunCount, 0),
   };
 }
@@ -216,6 +222,14 @@ export async function storeIngestion(
     )
     select count(*)::int as completed from done`);
 
+  // Scores move with the upload that caused them: rescoring, notifications and summary.flaky_candidates run
+  // in the batch that completes the upload, after the completion (so the scoring counts it).
+  const asOf = uploadAsOf(input.results, now);
+  const scoreUpload = (id: string) => [
+    db.execute(SCORING_SETTINGS),
+    db.execute(uploadScoringQuery({ repoId: input.repoId, ingestionId: id, asOf, completedAt: now })),
+  ];
+
   const readLedger = db.execute<Record<string, unknown>>(
     sql`select id, payload_sha256, response, completed_at from ingestions where ${mine}`,
   );
@@ -227,8 +241,8 @@ export async function storeIngestion(
   let ledger: LedgerRow;
   if (last === 0) {
     // One batch is one transaction: if PostgreSQL refuses a value, nothing at all was written.
-    const [, , completed, read] = await db
-      .batch([insertLedger, writeChunk(chunks[0]), complete, readLedger])
+    const [, , completed, , , read] = await db
+      .batch([insertLedger, writeChunk(chunks[0]), complete, ...scoreUpload(ingestionId), readLedger])
       .catch(refusedOr);
     completedByUs = completed.rows[0].completed === 1;
     ledger = read.rows[0] as unknown as LedgerRow;
@@ -239,7 +253,12 @@ export async function storeIngestion(
     if (ledger.payload_sha256 === input.payloadSha256 && ledger.completed_at === null) {
       try {
         for (const chunk of chunks.slice(1, last)) await writeChunk(chunk);
-        const [, completed, reread] = await db.batch([writeChunk(chunks[last]), complete, readLedger]);
+        const [, completed, , , reread] = await db.batch([
+          writeChunk(chunks[last]),
+          complete,
+          ...scoreUpload(ledger.id),
+          readLedger,
+        ]);
         completedByUs = completed.rows[0].completed === 1;
         ledger = reread.rows[0] as unknown as LedgerRow;
       } catch (error) {

@@ -30,6 +30,14 @@ const view = (row: Row): NotificationView & { cursorAt: string } => ({
 const columns = sql`id, repo_id as "repoId", type, title, message, severity, read, action_url as "actionUrl",
   created_at as "createdAt", read_at as "readAt", ${cursorTime(sql`created_at`)} as "cursorAt"`;
 
+/**
+ * A person's notifications: their own, and the repository-wide ones (user_id null: a flaky test whose
+ * owners are not people with access) of every repository they hold a role on, while they hold it. A
+ * repository-wide notification has one read flag, shared by everyone who sees it.
+ */
+const addressedTo = (userId: string) => sql`(user_id = ${userId} or (user_id is null and repo_id in (
+  select repo_id from user_repo_roles where user_id = ${userId})))`;
+
 /** The caller's own notifications, newest first, keyed by (created_at, id). */
 export async function listNotifications(
   ctx: ServiceContext,
@@ -40,7 +48,7 @@ export async function listNotifications(
   const after = page.after;
   const result = await ctx.db.execute<Row>(sql`
     select ${columns} from notifications
-    where user_id = ${userId} ${filter.unread ? sql`and not read` : sql``}
+    where ${addressedTo(userId)} ${filter.unread ? sql`and not read` : sql``}
       ${after ? sql`and (created_at, id) < (${after[0]}::timestamptz, ${after[1]}::uuid)` : sql``}
     order by created_at desc, id desc limit ${page.limit}`);
   return result.rows.map(view);
@@ -56,7 +64,7 @@ export async function markNotificationRead(
   const updated = await ctx.db.execute<Row>(sql`
     with marked as (
       update notifications set read = true, read_at = coalesce(read_at, ${now})
-      where id = ${notificationId} and user_id = ${userId}
+      where id = ${notificationId} and ${addressedTo(userId)}
       returning ${columns}
     ), audit as (
       insert into audit_logs (actor_id, action, subject, subject_id, description, metadata, request_id, created_at)

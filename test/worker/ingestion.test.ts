@@ -19,7 +19,14 @@ describe("POST /api/ingestion stores every result", () => {
       runId: body.run_id,
       ingestionId: expect.stringMatching(/^[0-9a-f-]{36}$/),
       message: "Test report received",
-      summary: { tests_parsed: 10, tests_failed: 1, tests_skipped: 1, flaky_candidates: 0, attempts: 10 },
+      summary: {
+        tests_parsed: 10,
+        tests_failed: 1,
+        tests_skipped: 1,
+        flaky_candidates: 0,
+        retry_recoveries: 0,
+        attempts: 10,
+      },
       isDuplicate: false,
     });
 
@@ -138,7 +145,9 @@ describe("POST /api/ingestion stores every result", () => {
       tests_parsed: 2,
       tests_failed: 0,
       tests_skipped: 0,
+      // The retry recovery is flake evidence: the upload's own scoring already calls the test flaky.
       flaky_candidates: 1,
+      retry_recoveries: 1,
       attempts: 4,
     });
     const [row] = await testDb()
@@ -182,6 +191,7 @@ describe("POST /api/ingestion stores every result", () => {
       tests_failed: 1,
       tests_skipped: 1,
       flaky_candidates: 0,
+      retry_recoveries: 0,
       attempts: 3,
     });
     const rows = await testDb()

@@ -47,7 +47,7 @@ async function seed(client: pg.Client, tests: number, runs: number, asOf: Date):
     `insert into ingestions (repo_id, idempotency_key, commit_sha, run_id, framework, signature_scheme, tests_total,
        tests_failed, tests_skipped, payload_sha256, response, received_at, completed_at)
      select $1, 'bench-' || k, md5('commit' || (k - (k % 4 = 0)::int)) || left(md5('x' || k), 8), 'bench-' || k,
-       'vitest', 'v2', $2::int, 0, 0, 'x', '{"summary": {"flaky_candidates": 0}}',
+       'vitest', 'v2', $2::int, 0, 0, 'x', '{"summary": {"retry_recoveries": 0}}',
        $3::timestamptz - make_interval(hours => 3 * ($4::int - k)), $3::timestamptz
      from generate_series(1, $4::int) as k`,
     [repoId, tests, asOf.toISOString(), runs],
@@ -66,7 +66,7 @@ async function seed(client: pg.Client, tests: number, runs: number, asOf: Date):
   );
   await client.query(
     `update ingestions i set tests_failed = f.failed,
-       response = jsonb_build_object('summary', jsonb_build_object('flaky_candidates', f.recovered))
+       response = jsonb_build_object('summary', jsonb_build_object('retry_recoveries', f.recovered))
      from (select ingestion_id, count(*) filter (where status = 'fail') as failed,
        count(*) filter (where status = 'pass' and rerun_count > 0) as recovered
        from test_runs where repo_id = $1 group by ingestion_id) f

@@ -914,7 +914,7 @@ export async function seed(pool: pg.Pool, options: Partial<SeedOptions> = {}): P
       `UPDATE ingestions i SET tests_total = a.total, tests_failed = a.failed, tests_skipped = a.skipped,
          response = jsonb_build_object('runId', i.run_id, 'ingestionId', i.id, 'message', 'Test report received',
            'summary', jsonb_build_object('tests_parsed', a.total, 'tests_failed', a.failed, 'tests_skipped', a.skipped,
-                                         'flaky_candidates', a.recovered),
+                                         'retry_recoveries', a.recovered),
            'isDuplicate', false)
        FROM (SELECT ingestion_id, count(*) AS total, count(*) FILTER (WHERE status = 'fail') AS failed,
                count(*) FILTER (WHERE status = 'skip') AS skipped,

@@ -18,12 +18,26 @@ import { DEFAULT_SCORING_MODEL, MODEL_VERSION, type ScoringModel } from "./model
  */
 
 /** Which test cases of the repository to score. */
-export type ScoringScope = "all" | { testCaseIds: readonly string[] } | { ingestionId: string };
+export type ScoringScope =
+  | "all"
+  | { testCaseIds: readonly string[] }
+  /**
+   * The test cases an upload ran. `changedOnly` leaves out those whose score cannot have moved: a test
+   * whose stored row is stable with no failure in its window, and whose run in this upload passed at the
+   * first attempt (or was skipped), still has no failure in its window, hence score 0 and every factor at
+   * its resting value. Only its run count and explanation would change; the scheduled recompute
+   * refreshes those.
+   */
+  | { ingestionId: string; changedOnly?: boolean };
 
 export type ScoreRow = {
   test_case_id: string;
   score: number;
   class: "stable" | "flaky" | "highly_flaky" | "broken" | "suspect";
+  /** The explanation's one-line reason. */
+  reason: string;
+  /** The repository's highly-flaky threshold the row was classed with. */
+  threshold: number;
 };
 
 function scopeFilter(repoId: string, scope: ScoringScope): SQL {
@@ -31,8 +45,12 @@ function scopeFilter(repoId: string, scope: ScoringScope): SQL {
   if ("testCaseIds" in scope) {
     return sql`and tc.id = any(string_to_array(${scope.testCaseIds.join(",")}, ',')::uuid[])`;
   }
-  return sql`and tc.id in (
-    select test_case_id from test_runs where ingestion_id = ${scope.ingestionId}::uuid and repo_id = ${repoId}::uuid)`;
+  const ran = sql`select r.test_case_id from test_runs r where r.ingestion_id = ${scope.ingestionId}::uuid
+    and r.repo_id = ${repoId}::uuid`;
+  if (!scope.changedOnly) return sql`and tc.id in (${ran})`;
+  return sql`and tc.id in (${ran} and not (r.status <> 'fail' and r.rerun_count = 0 and exists (
+      select 1 from flake_scores s where s.test_case_id = r.test_case_id and s.class = 'stable' and s.pass_rate = 1
+        and s.recency_fail = 0)))`;
 }
 
 const num = (value: number) => sql`${value}::float8`;
@@ -55,6 +73,9 @@ export function rescoreQuery(
     sql`((${p} + ${z}^2 / (2 * ${n}) ${sql.raw(sign)} ${z} * sqrt(greatest(${p} * (1 - ${p}) / ${n} + ${z}^2 / (4 * ${n}^2), 0)))
       / (1 + ${z}^2 / ${n}))`;
   const pct = (value: SQL) => sql`to_char(100 * ${value}, 'FM990.0##')`;
+  // Results of an upload that failed at the first attempt: final failures plus retry recoveries, both kept in
+  // the upload's stored summary (one row per upload, not a scan of its runs).
+  const firstFailed = sql`(i.tests_failed + coalesce((i.response->'summary'->>'retry_recoveries')::int, 0))`;
 
   return sql`
     with cfg as (
@@ -70,11 +91,9 @@ export function rescoreQuery(
       -- uploads not in here (still being written, or abandoned) never count.
       select i.id, (i.tests_total - i.tests_skipped) as executed,
         (i.tests_total - i.tests_skipped) >= ${m.outageMinTests}::int
-          and (i.tests_failed + coalesce((i.response->'summary'->>'flaky_candidates')::int, 0))
-            > ${num(m.outageShare)} * (i.tests_total - i.tests_skipped) as outage,
-        greatest(i.tests_failed + coalesce((i.response->'summary'->>'flaky_candidates')::int, 0) - 1, 0)::float8
-          / nullif(i.tests_total - i.tests_skipped - 1, 0) as co_fail_share,
-        (i.tests_failed + coalesce((i.response->'summary'->>'flaky_candidates')::int, 0)) as first_failed
+          and ${firstFailed} > ${num(m.outageShare)} * (i.tests_total - i.tests_skipped) as outage,
+        greatest(${firstFailed} - 1, 0)::float8 / nullif(i.tests_total - i.tests_skipped - 1, 0) as co_fail_share,
+        ${firstFailed} as first_failed
       from ingestions i where i.repo_id = ${repoId}::uuid and i.completed_at is not null
     ), pending as (
       select coalesce(array_agg(id), '{}') as ids from ingestions where repo_id = ${repoId}::uuid and completed_at is null
@@ -197,11 +216,13 @@ export function rescoreQuery(
         case when v.good_failures > 0 then 1 - v.clustering else 0 end as t_clu
       from verdict v cross join cfg
     ), scored as (
+      -- A test that has not failed on good code in its window scores 0, whatever the prior says: no evidence,
+      -- no score (and so an upload that only adds a clean pass cannot move it; see changedOnly).
       select c.*,
-        least(100, greatest(0, round(100
+        case when c.good_failures = 0 then 0 else least(100, greatest(0, round(100
           * (c.w_pass * c.t_pass + c.w_vol * c.t_vol + c.w_rec * c.t_rec + c.w_clu * c.t_clu)
           / nullif(c.w_pass + c.w_vol + c.w_rec + c.w_clu, 0)
-          * case when c.flaky then 1 else ${num(m.unconfirmedScoreFactor)} end)))::int as score
+          * case when c.flaky then 1 else ${num(m.unconfirmedScoreFactor)} end))) end::int as score
       from classed c
     ), final as (
       select s.*,
@@ -268,7 +289,8 @@ export function rescoreQuery(
       first_flaky_at = least(fs.first_flaky_at, excluded.first_flaky_at),
       last_flaky_at = greatest(fs.last_flaky_at, excluded.last_flaky_at),
       ml_prediction_data = excluded.ml_prediction_data, updated_at = excluded.updated_at
-    returning test_case_id, score, class`;
+    returning test_case_id, score, class, ml_prediction_data->>'reason' as reason,
+      (ml_prediction_data->>'threshold')::int as threshold`;
 }
 
 /**
