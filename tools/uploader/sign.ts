@@ -84,3 +84,17 @@ export function signedHeaders(req: SignRequest): Record<string, string> {
   }
   return headers;
 }
+
+/**
+ * The headers of a signed read (GET /api/repos/:repoId/quarantine): the v2 signature over an empty body,
+ * exactly as an upload is signed, with a fresh webhook-id. Reads take v2 only (spec/api.md).
+ */
+export function signedReadHeaders(req: { secret: string; repoId: string; id: string; timestamp: number }) {
+  if (!WEBHOOK_ID_PATTERN.test(req.id)) throw new Error("the id is not a webhook-id (WEBHOOK_ID_PATTERN)");
+  return {
+    [HEADERS.authorization]: `Bearer ${req.repoId}`,
+    [HEADERS.webhookId]: req.id,
+    [HEADERS.webhookTimestamp]: String(req.timestamp),
+    [HEADERS.webhookSignature]: signV2(decodeWebhookSecret(req.secret), req.id, req.timestamp, new Uint8Array()),
+  };
+}
