@@ -17,7 +17,10 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import { PgDialect } from "drizzle-orm/pg-core";
 import { parseKeyring } from "../../src/lib/keyring.ts";
+import { SCORING_SETTINGS } from "../../src/services/scoring/rescore.ts";
+import { uploadScoringQuery } from "../../src/services/scoring/upload-scoring.ts";
 import { createRepoWithSecret } from "../db/create-repo.ts";
 import { serveLocalGateway } from "../db/local-gateway.ts";
 import { migrateUp } from "../db/migrator.ts";
@@ -177,6 +180,7 @@ async function main() {
     for (const size of SIZES) {
       const latencies: number[] = [];
       const requests: number[] = [];
+      const scoring: number[] = [];
       for (let i = 0; i < WARMUP + ITERATIONS; i++) {
         const body = JSON.stringify({
           repo_id: repo.id,
@@ -195,6 +199,9 @@ async function main() {
         if (i >= WARMUP) {
           latencies.push(elapsed);
           requests.push((local.gateway.stats.byUser.anchorpipe_app?.requests ?? 0) - before);
+          const { ingestionId } = JSON.parse(text) as { ingestionId: string };
+          const asOf = new Date((JSON.parse(body) as { tests: { startedAt: string }[] }).tests[0].startedAt);
+          scoring.push(await replayScoring(floorConnection, repo.id, ingestionId, asOf));
         }
       }
       const floor: number[] = [];
@@ -210,6 +217,7 @@ async function main() {
           quantile(latencies, 0.95).toFixed(1),
           Math.round((size / m) * 1000).toLocaleString("en"),
           median(requests).toString(),
+          `${median(scoring).toFixed(1)} (${((100 * median(scoring)) / m).toFixed(1)} %)`,
           median(floor).toFixed(1),
           `${(m / median(floor)).toFixed(2)}×`,
         ].join(" | "),
@@ -221,8 +229,8 @@ async function main() {
     await floorConnection.end();
 
     console.log(`
-| results per upload | median ms | p95 ms | results stored/s | DB requests/upload | COPY floor median ms | median ÷ floor |
-| ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| results per upload | median ms | p95 ms | results stored/s | DB requests/upload | of which scoring ms (share of median) | COPY floor median ms | median ÷ floor |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.map((r) => `| ${r} |`).join("\n")}
 
 Maximal upload: ${(Buffer.byteLength(bigBody) / 1048576).toFixed(2)} MiB body, 10,000 failed results with long output → HTTP ${bigRes.status} in ${bigMs.toFixed(0)} ms;
@@ -236,6 +244,30 @@ ${parseThroughput(5, 1)}`);
     await wrangler?.stop();
     await running?.close();
     await database.drop();
+  }
+}
+
+const dialect = new PgDialect();
+
+/**
+ * What the upload's scoring statement (rescore the tests it ran, notifications, flaky_candidates) costs
+ * inside the upload: the same statement for the same upload, replayed on PostgreSQL directly in a
+ * transaction that is rolled back. The upload ran it once already, so the stored rows it compares with are
+ * the ones it wrote; the work (the tests selected, their windows) is the same.
+ */
+async function replayScoring(client: pg.Client, repoId: string, ingestionId: string, asOf: Date): Promise<number> {
+  const settings = dialect.sqlToQuery(SCORING_SETTINGS);
+  const statement = dialect.sqlToQuery(
+    uploadScoringQuery({ repoId, ingestionId, asOf, completedAt: new Date(0) }),
+  );
+  await client.query("begin");
+  try {
+    await client.query(settings.sql, settings.params);
+    const started = performance.now();
+    await client.query(statement.sql, statement.params);
+    return performance.now() - started;
+  } finally {
+    await client.query("rollback");
   }
 }
 
