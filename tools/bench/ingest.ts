@@ -15,9 +15,9 @@
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { PgDialect } from "drizzle-orm/pg-core";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { PgDialect } from "drizzle-orm/pg-core";
 import { parseKeyring } from "../../src/lib/keyring.ts";
 import { SCORING_SETTINGS } from "../../src/services/scoring/rescore.ts";
 import { uploadScoringQuery } from "../../src/services/scoring/upload-scoring.ts";
@@ -257,9 +257,7 @@ const dialect = new PgDialect();
  */
 async function replayScoring(client: pg.Client, repoId: string, ingestionId: string, asOf: Date): Promise<number> {
   const settings = dialect.sqlToQuery(SCORING_SETTINGS);
-  const statement = dialect.sqlToQuery(
-    uploadScoringQuery({ repoId, ingestionId, asOf, completedAt: new Date(0) }),
-  );
+  const statement = dialect.sqlToQuery(uploadScoringQuery({ repoId, ingestionId, asOf, completedAt: new Date(0) }));
   await client.query("begin");
   try {
     await client.query(settings.sql, settings.params);
