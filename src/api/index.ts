@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { LIMITS, payloadSchema } from "../contract/ingestion";
 import { ApiError } from "../lib/errors";
 import { apiApp, errorSchema, ROUTE_ACCESS } from "./openapi";
+import { flakyRoutes } from "./routes/flaky";
 import { identityRoutes } from "./routes/identity";
 import { readRoutes } from "./routes/reads";
 import { repoAdminRoutes } from "./routes/repo-admin";
@@ -31,6 +32,7 @@ export function createApi() {
   api.route("/", repoRoutes);
   api.route("/", repoAdminRoutes);
   api.route("/", readRoutes);
+  api.route("/", flakyRoutes);
   documentSeparateRoutes(api);
   api.doc31("/openapi.json", {
     openapi: "3.1.0",

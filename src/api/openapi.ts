@@ -32,16 +32,21 @@ const SECURITY: Partial<Record<Access, RouteConfig["security"]>> = {
   signed: [{ repositorySignature: [] }],
 };
 
-/** createRoute, plus the route's access rule as middleware and in ROUTE_ACCESS. `path` is under /api. */
+/**
+ * createRoute, plus the route's access rule as middleware and in ROUTE_ACCESS. `path` is under /api.
+ * `signedReads`: a repository read CI makes, which also takes the repository's signature (as read_only).
+ */
 export function route<P extends string, R extends Omit<RouteConfig, "path" | "middleware"> & { path: P }>(
   access: Access,
   config: R,
+  options: { signedReads?: boolean } = {},
 ) {
   ROUTE_ACCESS.set(`${config.method.toUpperCase()} /api${config.path}`, access);
+  const security = SECURITY[access] ?? [{ personalToken: [] }];
   return createRoute({
     ...config,
-    security: SECURITY[access] ?? [{ personalToken: [] }],
-    middleware: [accessMiddleware(access)] as const,
+    security: options.signedReads ? [...security, { repositorySignature: [] }] : security,
+    middleware: [accessMiddleware(access, options)] as const,
   });
 }
 

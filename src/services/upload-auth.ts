@@ -18,7 +18,9 @@ import { activeSecretsQuery, decryptSigningSecrets, type SigningSecret } from ".
 /**
  * Who sent an upload: the repository named by `Authorization: Bearer <repo
  * id>`, proven by a signature with one of its secrets (spec/ingestion.md,
- * "Authentication"). Used by every route that takes signed CI requests.
+ * "Authentication"). Used by every route that takes signed CI requests: the
+ * uploads, and the signed reads (the quarantine list), which sign an empty body
+ * and name the repository in their path.
  */
 
 export interface AuthenticatedUpload {
@@ -37,6 +39,18 @@ export interface AuthenticateUploadInput {
   client: ClientInfo;
   /** Counts failed authentications per client address; absent means unlimited. */
   failureLimiter?: RateLimiter;
+  /**
+   * Signed reads: the repository their path names. `Authorization` may then be left out; when given it must
+   * name the same repository.
+   */
+  pathRepoId?: string;
+  /**
+   * Standard Webhooks (v2) only. Signed reads take nothing else: a v1 signature of an empty body never
+   * changes, so anyone who saw one could replay it forever; v2 signs a fresh id and timestamp.
+   */
+  v2Only?: boolean;
+  /** What was refused, for the audit row of a failure. */
+  description?: string;
 }
 
 export type AuthFailureReason = VerificationFailure | "missing_authorization" | "malformed_idempotency_key";
@@ -50,12 +64,12 @@ export async function authenticateUpload(
   ctx: ServiceContext,
   input: AuthenticateUploadInput,
 ): Promise<AuthenticatedUpload> {
-  const claimed = BEARER.exec(input.headers.get(HEADERS.authorization) ?? "")?.[1] ?? null;
-  const repoId = claimed === null ? null : canonicalUuid(claimed);
+  const repoId = claimedRepository(input);
   const signed = signedRequestFrom(input.headers);
   const fail = (reason: AuthFailureReason) => rejectUpload(ctx, input, { repoId, reason, scheme: signed?.scheme });
 
   if (!repoId || !signed) throw await fail("missing_authorization");
+  if (input.v2Only && signed.scheme !== "v2") throw await fail("scheme_not_allowed");
   if (signed.scheme === "v2" && signed.webhookId !== undefined && !WEBHOOK_ID_PATTERN.test(signed.webhookId)) {
     throw await fail("malformed_idempotency_key");
   }
@@ -82,6 +96,15 @@ export async function authenticateUpload(
   return { repoId, scheme: signed.scheme, secret: verification.secret, webhookId: webhookIdOf(signed) };
 }
 
+/** The repository a request is for: its Authorization, or (signed reads) its path, which Authorization must match. */
+function claimedRepository(input: AuthenticateUploadInput): string | null {
+  const claimed = BEARER.exec(input.headers.get(HEADERS.authorization) ?? "")?.[1] ?? null;
+  const claimedId = claimed === null ? null : canonicalUuid(claimed);
+  if (input.pathRepoId === undefined) return claimedId;
+  const pathId = canonicalUuid(input.pathRepoId);
+  return claimed === null || claimedId === pathId ? pathId : null;
+}
+
 function webhookIdOf(signed: SignedRequest): string | undefined {
   return signed.scheme === "v2" ? signed.webhookId : undefined;
 }
@@ -99,7 +122,7 @@ async function rejectUpload(
       subject: "security",
       subjectId: failure.repoId,
       reason: failure.reason,
-      description: "upload signature rejected",
+      description: input.description ?? "upload signature rejected",
       metadata: { scheme: failure.scheme ?? null },
       client: input.client,
     },

@@ -108,6 +108,13 @@ const MATRIX: Record<string, Entry> = {
     need: "read",
     path: (w) => `/api/repos/${w.repoId}/commits/${w.commitSha}/runs`,
   },
+  "GET /api/repos/{repoId}/flaky-tests": { need: "read", path: (w) => `/api/repos/${w.repoId}/flaky-tests` },
+  "GET /api/repos/{repoId}/tests/{testId}/score": {
+    need: "read",
+    path: (w) => `/api/repos/${w.repoId}/tests/${w.testId}/score`,
+  },
+  // Also open to the repository's signature (test/worker/quarantine.test.ts); with tokens, like any read.
+  "GET /api/repos/{repoId}/quarantine": { need: "read", path: (w) => `/api/repos/${w.repoId}/quarantine` },
   "GET /api/notifications": { need: "user", path: () => "/api/notifications" },
   "POST /api/notifications/{id}/read": { need: "user", path: () => "" },
   "GET /api/repos/{repoId}/audit": { need: "admin", path: (w) => `/api/repos/${w.repoId}/audit` },
