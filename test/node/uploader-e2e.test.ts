@@ -20,13 +20,28 @@ import { migrateUp } from "../../tools/db/migrator.ts";
 import { createTestDatabase, type TestDatabase } from "../../tools/db/test-database.ts";
 import type { RunningGateway } from "../../tools/gateway/index.ts";
 import { freePort, startWranglerDev, type WranglerDev } from "../../tools/wrangler-dev.ts";
-import { runUploadCli } from "./uploader-cli.ts";
+import { runCli as runAnchorpipe, runUploadCli } from "./uploader-cli.ts";
 import { type InstalledUploader, nodeBinaries, packAndInstall } from "./uploader-package.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const CORPUS = "test/fixtures/junit";
 const COMMIT = "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c";
 const OTHER_COMMIT = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
+
+/** A pytest-style JUnit report of four checkout tests, the `failing` ones failed. */
+function checkoutReport(failing: string[]): string {
+  const names = ["test_total", "test_payment", "test_refund", "test_receipt"];
+  const cases = names.map((name) =>
+    failing.includes(name)
+      ? `    <testcase classname="tests.checkout" name="${name}" time="0.010">\n` +
+        `      <failure message="AssertionError: ${name}">assert False</failure>\n    </testcase>`
+      : `    <testcase classname="tests.checkout" name="${name}" time="0.010"/>`,
+  );
+  return (
+    `<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n  <testsuite name="pytest" tests="${names.length}" ` +
+    `failures="${failing.length}" errors="0" skipped="0">\n${cases.join("\n")}\n  </testsuite>\n</testsuites>\n`
+  );
+}
 
 /** The CLI as CI runs it, in a clean environment: the checkout's, or `command` (an installed bin). */
 const runCli = (args: string[], env: Record<string, string>, cwd = ROOT, command?: string[]) =>
@@ -41,13 +56,14 @@ describe("uploader → wrangler dev → gateway → database", () => {
   let workDir: string | undefined;
   let repoId = "";
   let secret = "";
+  let kek = "";
 
   beforeAll(async () => {
     database = await createTestDatabase();
     await migrateUp(database.backend.pool);
     const local = await serveLocalGateway(database.backend);
     gateway = local.running;
-    const kek = generateKek();
+    kek = generateKek();
     ({
       repo: { id: repoId },
       plaintext: secret,
@@ -427,6 +443,186 @@ describe("uploader → wrangler dev → gateway → database", () => {
     );
     expect(audited.map((a) => a.reason)).toEqual(["signature_mismatch"]);
   });
+
+  describe("quarantine: anchorpipe quarantine and anchorpipe test (a repository of its own)", () => {
+    const Q_COMMIT = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+    const NEXT_COMMIT = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
+    let quarantineRepo = "";
+    let quarantineSecret = "";
+    let dir = "";
+    const env = () => ({
+      ANCHORPIPE_URL: (worker as WranglerDev).url,
+      ANCHORPIPE_REPO_ID: quarantineRepo,
+      ANCHORPIPE_SECRET: quarantineSecret,
+    });
+    const cli = async (args: string[], cwd = dir) => {
+      const run = await runAnchorpipe(args, env(), cwd);
+      expect(run.stdout + run.stderr).not.toContain(quarantineSecret.slice("whsec_".length));
+      return run;
+    };
+
+    beforeAll(async () => {
+      ({
+        repo: { id: quarantineRepo },
+        plaintext: quarantineSecret,
+      } = await createRepoWithSecret(database!.backend, await parseKeyring(kek), { owner: "e2e", name: "quarantine" }));
+      dir = path.join(workDir as string, "quarantine");
+      await mkdir(dir, { recursive: true });
+    });
+
+    /** A CI run: pytest's suite of the checkout tests, the named ones failing, on one commit. */
+    const uploadRun = async (runId: string, commit: string, failing: string[]) => {
+      const file = path.join(dir, `${runId}.xml`);
+      await writeFile(file, checkoutReport(failing));
+      const run = await cli(["upload", file, "--commit", commit, "--run-id", runId]);
+      expect(run.code, run.stderr).toBe(0);
+      return run;
+    };
+
+    /** `node -e` that writes the checkout report with these tests failing, then exits with `code`. */
+    const testCommand = (failing: string[], code: number) => [
+      process.execPath,
+      "-e",
+      `const fs = require("fs"); fs.mkdirSync("reports", { recursive: true });` +
+        `fs.writeFileSync("reports/junit.xml", ${JSON.stringify(checkoutReport(failing))}); process.exit(${code});`,
+    ];
+
+    it("a test that passes and fails on the same commit becomes flaky in that upload and is listed", async () => {
+      const empty = await cli(["quarantine", "--format", "list"]);
+      expect(empty.code, empty.stderr).toBe(0);
+      expect(empty.stdout).toBe("");
+
+      await uploadRun("q-1", Q_COMMIT, []);
+      const second = await uploadRun("q-2", Q_COMMIT, ["test_payment"]);
+      // Scored within the upload that showed the contradiction.
+      expect(second.stdout).toMatch(/1 failed, 0 skipped, 1 flaky candidate/);
+      const scores = await query<{ name: string; class: string }>(
+        `select c.name, s.class::text from flake_scores s join test_cases c on c.id = s.test_case_id
+          where s.repo_id = $1 and s.class in ('flaky', 'highly_flaky')`,
+        [quarantineRepo],
+      );
+      expect(scores.map((s) => s.name)).toEqual(["test_payment"]);
+
+      const list = await cli(["quarantine", "--format", "list"]);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout).toBe("tests.checkout::test_payment\n");
+      const names = await cli(["quarantine", "--format", "names"]);
+      expect(names.stdout).toBe("test_payment\n");
+      const json = await cli(["quarantine", "--format", "json"]);
+      expect(JSON.parse(json.stdout)).toEqual({
+        repoId: quarantineRepo,
+        tests: [
+          {
+            testId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+            path: "tests.checkout",
+            name: "test_payment",
+            suite: "tests.checkout",
+            framework: "junit",
+            class: scores[0]!.class,
+            score: expect.any(Number),
+            reason: expect.stringMatching(/\S/),
+            owners: [],
+          },
+        ],
+      });
+    });
+
+    it("--cache keeps the list and its ETag: the next fetch is a 304 and the cached list is used", async () => {
+      const cache = path.join(dir, "quarantine-cache.json");
+      const output = path.join(dir, "quarantine.txt");
+      const first = await cli(["quarantine", "--cache", cache, "--output", output]);
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stderr).toBe(`anchorpipe: 1 quarantined test written to ${output}\n`);
+      const stored = JSON.parse(await readFile(cache, "utf8")) as { etag: string; body: string };
+      expect(stored.etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
+      await rm(output);
+      const second = await cli(["quarantine", "--cache", cache, "--output", output]);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).toContain(`written to ${output} (unchanged since the cached list)`);
+      expect(await readFile(output, "utf8")).toBe("tests.checkout::test_payment\n");
+      // A stale tag (another list's) is answered in full and the cache is refreshed.
+      await writeFile(cache, JSON.stringify({ ...stored, etag: '"stale"' }));
+      const third = await cli(["quarantine", "--cache", cache, "--output", output]);
+      expect(third.stderr).not.toContain("unchanged");
+      expect(JSON.parse(await readFile(cache, "utf8")).etag).toBe(stored.etag);
+    });
+
+    it("anchorpipe test exits 0 when the only failure is the quarantined test, names it and uploads the run", async () => {
+      const work = path.join(dir, "tolerated");
+      await mkdir(work);
+      const run = await cli(
+        [
+          "test",
+          "--reports",
+          "reports/*.xml",
+          "--commit",
+          NEXT_COMMIT,
+          "--run-id",
+          "q-test-1",
+          "--",
+          ...testCommand(["test_payment"], 1),
+        ],
+        work,
+      );
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain("anchorpipe: 1 quarantined test");
+      expect(run.stderr).toContain("exited with 1; every failing test is quarantined, so exiting 0");
+      expect(run.stderr).toMatch(
+        /tolerated: tests\.checkout::test_payment \(junit, in reports\/junit\.xml\): (highly_)?flaky, score \d+, \S/,
+      );
+      expect(run.stderr).toContain("1/1 part uploaded");
+      const stored = await query(
+        `select c.name, r.status::text from test_runs r join test_cases c on c.id = r.test_case_id
+          where r.repo_id = $1 and r.run_id = 'q-test-1' and r.status = 'fail'`,
+        [quarantineRepo],
+      );
+      expect(stored).toEqual([{ name: "test_payment", status: "fail" }]);
+    });
+
+    it("anchorpipe test keeps exit 1 when a test that is not quarantined fails too, and says which", async () => {
+      const work = path.join(dir, "not-tolerated");
+      await mkdir(work);
+      const run = await cli(
+        [
+          "test",
+          "--reports",
+          "reports/*.xml",
+          "--commit",
+          NEXT_COMMIT,
+          "--run-id",
+          "q-test-2",
+          "--",
+          ...testCommand(["test_payment", "test_refund"], 1),
+        ],
+        work,
+      );
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toContain("exited with 1; 1 failing test is not quarantined, exiting 1:");
+      expect(run.stderr).toContain("  failed: tests.checkout::test_refund (junit, in reports/junit.xml)");
+      expect(run.stderr).toContain("quarantined (would be tolerated): tests.checkout::test_payment");
+    });
+
+    it("anchorpipe test keeps a crash's exit code when the reports show no failure", async () => {
+      const work = path.join(dir, "crash");
+      await mkdir(work);
+      const run = await cli(
+        [
+          "test",
+          "--reports",
+          "reports/*.xml",
+          "--commit",
+          NEXT_COMMIT,
+          "--run-id",
+          "q-test-3",
+          "--",
+          ...testCommand([], 3),
+        ],
+        work,
+      );
+      expect(run.code, run.stderr).toBe(3);
+      expect(run.stderr).toContain("exited with 3 but its reports show no failing test");
+    });
+  });
 });
 
 describe("uploader against an unreachable service", () => {
@@ -457,5 +653,43 @@ describe("uploader against an unreachable service", () => {
     expect(lenient.stderr).toContain("Not failing the build (pass --strict to fail it)");
     expect(strict.code, strict.stderr).toBe(2);
     expect(strict.stderr).toContain("failing because of --strict");
+  });
+
+  it("anchorpipe test falls back to the command's exit code, and says so, when the service cannot be reached", async () => {
+    const url = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+    const work = await mkdtemp(path.join(tmpdir(), "anchorpipe-e2e-test-down-"));
+    try {
+      const write = `require("fs").mkdirSync("reports");require("fs").writeFileSync("reports/junit.xml", ${JSON.stringify(checkoutReport(["test_payment"]))});process.exit(1)`;
+      const run = await runAnchorpipe(
+        [
+          "test",
+          "--url",
+          url,
+          "--reports",
+          "reports/*.xml",
+          "--commit",
+          COMMIT,
+          "--run-id",
+          "e2e-test-down",
+          "--retries",
+          "0",
+          "--",
+          process.execPath,
+          "-e",
+          write,
+        ],
+        {
+          ANCHORPIPE_REPO_ID: "6b1f3c9e-1111-4222-8333-944445555666",
+          ANCHORPIPE_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
+        },
+        work,
+      );
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toContain(`could not fetch the quarantine list (could not reach ${url}/api/repos/`);
+      expect(run.stderr).toContain("the quarantine list could not be fetched, so nothing is tolerated: exiting 1");
+      expect(run.stderr).toContain("the upload failed (unavailable)");
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });
