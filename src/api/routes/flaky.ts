@@ -30,6 +30,7 @@ const classList = z
   .pipe(z.array(classSchema).min(1))
   .openapi({
     type: "string",
+    default: "flaky,highly_flaky",
     description: `Comma-separated classes (${FLAKE_CLASSES.join(", ")}); default \`flaky,highly_flaky\``,
   });
 
