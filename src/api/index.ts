@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { LIMITS, payloadSchema } from "../contract/ingestion";
 import { ApiError } from "../lib/errors";
 import { apiApp, errorSchema, ROUTE_ACCESS } from "./openapi";
+import { codeownersRoutes } from "./routes/codeowners";
 import { flakyRoutes } from "./routes/flaky";
 import { identityRoutes } from "./routes/identity";
 import { readRoutes } from "./routes/reads";
@@ -16,22 +17,25 @@ import { repoRoutes } from "./routes/repos";
  */
 /** API bodies are small JSON documents; anything larger is refused before it is read. */
 export const API_MAX_BODY_BYTES = 64 * 1024;
+const CODEOWNERS_PATH = /^\/api\/repos\/[^/]+\/codeowners$/;
 
 export function createApi() {
   const api = apiApp();
-  api.use(
-    "*",
-    bodyLimit({
-      maxSize: API_MAX_BODY_BYTES,
-      onError: () => {
-        throw new ApiError("payload_too_large", `The body exceeds the limit of ${API_MAX_BODY_BYTES} bytes.`);
-      },
-    }),
+  const jsonBodyLimit = bodyLimit({
+    maxSize: API_MAX_BODY_BYTES,
+    onError: () => {
+      throw new ApiError("payload_too_large", `The body exceeds the limit of ${API_MAX_BODY_BYTES} bytes.`);
+    },
+  });
+  // A CODEOWNERS file is larger than a JSON body; its route reads it under its own cap (CODEOWNERS_LIMITS).
+  api.use("*", (c, next) =>
+    c.req.method === "PUT" && CODEOWNERS_PATH.test(c.req.path) ? next() : jsonBodyLimit(c, next),
   );
   api.route("/", identityRoutes);
   api.route("/", repoRoutes);
   api.route("/", repoAdminRoutes);
   api.route("/", readRoutes);
+  api.route("/", codeownersRoutes);
   api.route("/", flakyRoutes);
   documentSeparateRoutes(api);
   api.doc31("/openapi.json", {
