@@ -19,6 +19,7 @@ import { serveLocalGateway } from "../../tools/db/local-gateway.ts";
 import { migrateUp } from "../../tools/db/migrator.ts";
 import { createTestDatabase, type TestDatabase } from "../../tools/db/test-database.ts";
 import type { RunningGateway } from "../../tools/gateway/index.ts";
+import { buildUploaderPackage } from "../../tools/uploader/build.ts";
 import { freePort, startWranglerDev, type WranglerDev } from "../../tools/wrangler-dev.ts";
 import { runCli as runAnchorpipe, runUploadCli } from "./uploader-cli.ts";
 import { type InstalledUploader, nodeBinaries, packAndInstall } from "./uploader-package.ts";
@@ -446,6 +447,8 @@ describe("uploader → wrangler dev → gateway → database", () => {
 
   describe("quarantine: anchorpipe quarantine and anchorpipe test (a repository of its own)", () => {
     const Q_COMMIT = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+    // Each `anchorpipe test` run below is on a commit of its own: a test that passed and failed on one
+    // commit would (rightly) become flaky and change the list.
     const NEXT_COMMIT = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
     let quarantineRepo = "";
     let quarantineSecret = "";
@@ -588,7 +591,7 @@ describe("uploader → wrangler dev → gateway → database", () => {
           "--reports",
           "reports/*.xml",
           "--commit",
-          NEXT_COMMIT,
+          "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0",
           "--run-id",
           "q-test-2",
           "--",
@@ -602,6 +605,32 @@ describe("uploader → wrangler dev → gateway → database", () => {
       expect(run.stderr).toContain("quarantined (would be tolerated): tests.checkout::test_payment");
     });
 
+    it("the built package (one bundled file, parsers included) does the same under every Node at hand", async () => {
+      const built = await buildUploaderPackage(path.join(dir, "package"));
+      for (const { node, version } of await nodeBinaries()) {
+        const work = path.join(dir, `package-${version}`);
+        await mkdir(work);
+        const list = await runAnchorpipe(["quarantine"], env(), work, [node, built.bin]);
+        expect(list.code, `${version}: ${list.stderr}`).toBe(0);
+        expect(list.stdout).toBe("tests.checkout::test_payment\n");
+        const args = [
+          "test",
+          "--reports",
+          "reports/*.xml",
+          "--commit",
+          "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0",
+          "--run-id",
+          `q-package-${version}`,
+        ];
+        const run = await runAnchorpipe([...args, "--", ...testCommand(["test_payment"], 1)], env(), work, [
+          node,
+          built.bin,
+        ]);
+        expect(run.code, `${version}: ${run.stderr}`).toBe(0);
+        expect(run.stderr).toContain("tolerated: tests.checkout::test_payment (junit, in reports/junit.xml)");
+      }
+    });
+
     it("anchorpipe test keeps a crash's exit code when the reports show no failure", async () => {
       const work = path.join(dir, "crash");
       await mkdir(work);
@@ -611,7 +640,7 @@ describe("uploader → wrangler dev → gateway → database", () => {
           "--reports",
           "reports/*.xml",
           "--commit",
-          NEXT_COMMIT,
+          "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0",
           "--run-id",
           "q-test-3",
           "--",
