@@ -1,5 +1,6 @@
-import { type SQL, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { ServiceContext } from "./context";
+import { ownersOfPath } from "./owners";
 import { testRuns } from "./test-reads";
 
 /**
@@ -26,12 +27,6 @@ export const IMPACT_DESCRIPTION =
   `skips excluded, in the ${IMPACT_DAYS} days up to the time its score was computed, / ${IMPACT_DAYS}): the CI ` +
   "failures per day the test is expected to cause. A test that fails 30% of runs but runs once a week ranks " +
   "below one that fails 2% of 200 daily runs. It moves only when the test is rescored, like the score.";
-
-/**
- * The owners of a test (CODEOWNERS, last matching line). Until the owners service is in the tree, nobody:
- * the `owner` filter then matches no test.
- */
-const ownersOf = (_repoId: SQL, _path: SQL): SQL => sql`'{}'::text[]`;
 
 export type FlakySort = "score" | "impact";
 
@@ -120,7 +115,7 @@ export async function listFlakyTests(
   page: { limit: number; after: [string, string] | null },
 ): Promise<(FlakyTestItem & { sortKey: string })[]> {
   const key = sort === "score" ? sql`fs.score::numeric` : impact;
-  const owners = ownersOf(sql`tc.repo_id`, sql`tc.path`);
+  const owners = ownersOfPath(sql`tc.repo_id`, sql`tc.path`);
   const after = page.after;
   const result = await ctx.db.execute<ItemRow>(sql`
     with ranked as (
@@ -220,7 +215,7 @@ export async function getTestScore(ctx: ServiceContext, repoId: string, testId: 
   const [result, runs] = await Promise.all([
     ctx.db.execute<ScoreRow>(sql`
       select tc.id as "testId", tc.path, tc.name, tc.suite, tc.framework,
-        ${ownersOf(sql`tc.repo_id`, sql`tc.path`)} as owners,
+        ${ownersOfPath(sql`tc.repo_id`, sql`tc.path`)} as owners,
         fs.class, fs.score, fs.window_n as "windowN", fs.runs_considered as "runsConsidered",
         fs.pass_rate as "passRate", fs.volatility, fs.recency_fail as "recencyFail", fs.clustering,
         fs.first_flaky_at as "firstFlakyAt", fs.last_flaky_at as "lastFlakyAt", fs.updated_at as "scoredAt",
@@ -307,7 +302,7 @@ export async function quarantineList(
     select tc.id as "testId", tc.path, tc.name, tc.suite, tc.framework, c.class, c.score,
       case when jsonb_typeof(c.ml_prediction_data->'reason') = 'string' then c.ml_prediction_data->>'reason'
         else '' end as reason,
-      ${ownersOf(sql`tc.repo_id`, sql`tc.path`)} as owners, c.rank::int as rank
+      ${ownersOfPath(sql`tc.repo_id`, sql`tc.path`)} as owners, c.rank::int as rank
     from chosen c join test_cases tc on tc.id = c.test_case_id
     order by tc.path collate "C", tc.name collate "C", tc.framework collate "C", tc.id`);
   const truncated = result.rows.length > QUARANTINE_MAX_TESTS;

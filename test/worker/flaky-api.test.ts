@@ -99,6 +99,17 @@ async function setScore(repoId: string, testId: string, spec: ScoreSpec) {
       class = excluded.class, ml_prediction_data = excluded.ml_prediction_data, updated_at = excluded.updated_at`);
 }
 
+/** CODEOWNERS lines as the codeowners service stores them: one row per owner ('' for a line without owners). */
+async function setOwners(repoId: string, lines: { pattern: string; regex: string; owners: string[] }[]) {
+  for (const [index, line] of lines.entries()) {
+    for (const owner of line.owners.length > 0 ? line.owners : [""]) {
+      await testDb().execute(sql`
+        insert into owner_maps (repo_id, pattern, owner, source, line, path_regex)
+        values (${repoId}, ${line.pattern}, ${owner}, 'CODEOWNERS', ${index + 1}, ${line.regex})`);
+    }
+  }
+}
+
 async function list(repoId: string, token: string, query = ""): Promise<Page> {
   const res = await api("GET", `/api/repos/${repoId}/flaky-tests${query}`, { token });
   const text = await res.text();
@@ -145,6 +156,12 @@ describe("GET /api/repos/:repoId/flaky-tests", () => {
     await setScore(repoId, ids.stable, { class: "stable", score: 0, estimate: 0.001 });
     await setScore(repoId, ids["tie-a"], { class: "flaky", score: 30, estimate: 0.1 });
     await setScore(repoId, ids["tie-b"], { class: "flaky", score: 30, estimate: 0.1 });
+    await setOwners(repoId, [
+      { pattern: "/src/a_b/", regex: "^src/a_b/", owners: ["ada", "@org/ab"] },
+      { pattern: "/src/c/", regex: "^src/c/", owners: ["@org/c"] },
+      // The last matching line wins: the suspect test's line names nobody.
+      { pattern: "/src/c/five.test.ts", regex: "^src/c/five\\.test\\.ts$", owners: [] },
+    ]);
   });
 
   const byScoreThenId = <T extends { score: number; testId: string }>(items: T[]) =>
@@ -183,7 +200,7 @@ describe("GET /api/repos/:repoId/flaky-tests", () => {
       score: 40,
       failureProbability: { estimate: 0.2, lower: 0.1, upper: 0.4 },
       evidence: { runs: 4, contradictions: 2, retryRecoveries: 1 },
-      owners: [],
+      owners: ["@org/ab", "ada"],
       firstFlakyCommit: "3".repeat(40),
       lastRunAt: hoursAgo(1),
     });
@@ -239,8 +256,25 @@ describe("GET /api/repos/:repoId/flaky-tests", () => {
     expect(await names("src/c/f")).toEqual(["broken", "suspect"]);
   });
 
-  it("filters by owner (owners come from CODEOWNERS: none here, so nobody matches)", async () => {
-    expect((await list(repo.repoId, repo.reader.token, "?owner=%40org%2Fteam")).items).toEqual([]);
+  it("answers each test's owners from CODEOWNERS and filters by owner", async () => {
+    const all = await list(repo.repoId, repo.reader.token, "?class=flaky,highly_flaky,broken,suspect,stable");
+    expect(Object.fromEntries(all.items.map((i) => [i.name, i.owners]))).toEqual({
+      often: ["@org/ab", "ada"],
+      highly: ["@org/ab", "ada"],
+      rare: [],
+      broken: ["@org/c"],
+      suspect: [],
+      stable: ["@org/c"],
+      "tie-a": [],
+      "tie-b": [],
+    });
+    const names = async (query: string) => (await list(repo.repoId, repo.reader.token, query)).items.map((i) => i.name);
+    expect(await names("?owner=%40org%2Fab")).toEqual(["highly", "often"]);
+    expect(await names("?owner=ada&sort=impact")).toEqual(["often", "highly"]);
+    expect(await names("?owner=%40org%2Fc&class=broken,suspect,stable")).toEqual(["broken", "stable"]);
+    expect(await names("?owner=%40org%2Fc")).toEqual([]);
+    expect(await names("?owner=%40ORG%2FAB")).toEqual([]);
+    expect(await names("?owner=%40org%2Fab&path_prefix=src%2Fa_b%2Fthree")).toEqual(["highly"]);
   });
 
   it("sorts by impact: the failure probability × runs per day over the week before the score", async () => {

@@ -50,6 +50,12 @@ async function quarantinedRepo() {
   );
   const ids = Object.fromEntries(rows.rows.map((r) => [r.name, r.id]));
   for (const t of TESTS) await setClass(ids[t.name], t.cls, t.score);
+  // CODEOWNERS as the codeowners service stores it: `/src/b.test.ts @org/b bob` on line 1.
+  for (const owner of ["bob", "@org/b"]) {
+    await testDb().execute(sql`
+      insert into owner_maps (repo_id, pattern, owner, source, line, path_regex)
+      values (${people.repoId}, '/src/b.test.ts', ${owner}, 'CODEOWNERS', 1, ${"^src/b\\.test\\.ts$"})`);
+  }
   return { ...people, secret: plaintext, secretId: secret.id, ids };
 }
 
@@ -130,7 +136,7 @@ describe("GET /api/repos/:repoId/quarantine", () => {
         class: cls,
         score,
         reason: `seeded ${cls} ${score}`,
-        owners: [],
+        owners: p === "src/b.test.ts" ? ["@org/b", "bob"] : [],
       })),
     });
     expect(text).not.toMatch(/\d{4}-\d{2}-\d{2}T/);
