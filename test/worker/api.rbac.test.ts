@@ -1,3 +1,4 @@
+import { exports } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ROUTE_ACCESS } from "../../src/api/openapi";
@@ -36,6 +37,8 @@ interface Entry {
   writes?: boolean;
   path: (w: World) => string;
   body?: (w: World) => unknown;
+  /** A text/plain body instead of JSON. */
+  text?: string;
 }
 
 const MATRIX: Record<string, Entry> = {
@@ -115,6 +118,12 @@ const MATRIX: Record<string, Entry> = {
   },
   // Also open to the repository's signature (test/worker/quarantine.test.ts); with tokens, like any read.
   "GET /api/repos/{repoId}/quarantine": { need: "read", path: (w) => `/api/repos/${w.repoId}/quarantine` },
+  "PUT /api/repos/{repoId}/codeowners": {
+    need: "write",
+    writes: true,
+    path: (w) => `/api/repos/${w.repoId}/codeowners`,
+    text: "*.ts @org/team\n",
+  },
   "GET /api/notifications": { need: "user", path: () => "/api/notifications" },
   "POST /api/notifications/{id}/read": { need: "user", path: () => "" },
   "GET /api/repos/{repoId}/audit": { need: "admin", path: (w) => `/api/repos/${w.repoId}/audit` },
@@ -245,7 +254,15 @@ describe("the RBAC matrix", () => {
         ? `/api/notifications/${await w.notificationId(userIdOf(caller))}/read`
         : entry.path(w);
     const before = await repoState(w.repoId);
-    const res = await api(method, path, { token: await tokenOf(caller), body: entry.body?.(w) });
+    const token = await tokenOf(caller);
+    const res =
+      entry.text === undefined
+        ? await api(method, path, { token, body: entry.body?.(w) })
+        : await exports.default.fetch(`http://worker${path}`, {
+            method,
+            headers: { "Content-Type": "text/plain", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+            body: entry.text,
+          });
     const text = await res.text();
     const want = expected(entry.need, caller);
     if (want === "ok") {
