@@ -2,8 +2,8 @@
  * `npm run eval:flaky`: how well the flake model finds flaky tests, against the baselines and an oracle.
  *
  *   simulator ─JUnit─▶ uploader (tools/uploader, in process) ─HTTP─▶ wrangler dev (the real Worker)
- *        │                                                              └─Neon HTTP─▶ gateway ─▶ PostgreSQL
- *        └─ after each run: rescore the test cases that upload touched (asOf = the run's time), read flake_scores
+ *        │                                  (the upload rescores its tests) └─Neon HTTP─▶ gateway ─▶ PostgreSQL
+ *        └─ after each run: GET /api/repos/:repoId/flaky-tests (a read_only person's token)
  *
  * Needs a PostgreSQL server: DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres; a fresh
  * database is made for the run and dropped afterwards. The baselines and the oracle are replayed from the
@@ -14,11 +14,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Command } from "commander";
-import { sql } from "drizzle-orm";
 import type { Db } from "../../src/db/client.ts";
 import { parseKeyring } from "../../src/lib/keyring.ts";
-import { DEFAULT_SCORING_MODEL, type ScoringModel } from "../../src/services/scoring/model.ts";
-import { rescore } from "../../src/services/scoring/rescore.ts";
+import { setRole } from "../../src/services/roles.ts";
+import { createToken } from "../../src/services/tokens.ts";
+import { createUser } from "../../src/services/users.ts";
 import { createRepoWithSecret, withWorkerDb } from "../db/create-repo.ts";
 import { serveLocalGateway } from "../db/local-gateway.ts";
 import { migrateUp } from "../db/migrator.ts";
@@ -33,7 +33,6 @@ interface Options {
   seeds: string;
   tests: string;
   runs: string;
-  window: string;
   output?: string;
 }
 
@@ -42,7 +41,6 @@ const program = new Command("npm run eval:flaky --")
   .option("--seeds <list>", "comma-separated random seeds", "1,2,3")
   .option("--tests <n>", "tests per simulated suite", String(DEFAULT_SIMULATION.tests))
   .option("--runs <n>", "CI runs per history", String(DEFAULT_SIMULATION.runs))
-  .option("--window <n>", "the model's window (runs per test)", String(DEFAULT_SCORING_MODEL.windowRuns))
   .option("--output <file>", "also write the markdown table to this file");
 
 interface SeedReport {
@@ -50,16 +48,25 @@ interface SeedReport {
   simulation: Simulation;
   rows: { name: string; metrics: Metrics; precisionAtModelRecall: number | null | undefined }[];
   seconds: number;
-  timing: { uploadMs: number; scoreMs: number };
+  timing: { uploadMs: number; readMs: number };
 }
 
-const FLAGGED = sql.raw(`('flaky', 'highly_flaky')`);
-
-async function flaggedNow(db: Db, repoId: string): Promise<number[]> {
-  const result = await db.execute<{ name: string }>(sql`
-    select tc.name from flake_scores fs join test_cases tc on tc.id = fs.test_case_id
-    where fs.repo_id = ${repoId} and fs.class in ${FLAGGED}`);
-  return result.rows.map((r) => Number(r.name.replace(/^case /, "")));
+/** What the flaky-test endpoint flags now (every page), as simulated test indexes. */
+async function flaggedNow(url: string, repoId: string, token: string): Promise<number[]> {
+  const flagged: number[] = [];
+  let cursor: string | null = null;
+  do {
+    const query = new URLSearchParams({ class: "flaky,highly_flaky", limit: "200" });
+    if (cursor) query.set("cursor", cursor);
+    const res = await fetch(`${url}/api/repos/${repoId}/flaky-tests?${query}`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (res.status !== 200) throw new Error(`GET flaky-tests: ${res.status} ${await res.text()}`);
+    const page = (await res.json()) as { items: { name: string }[]; nextCursor: string | null };
+    for (const item of page.items) flagged.push(Number(item.name.replace(/^case /, "")));
+    cursor = page.nextCursor;
+  } while (cursor);
+  return flagged;
 }
 
 async function evaluateSeed(
@@ -68,7 +75,6 @@ async function evaluateSeed(
   env: {
     url: string;
     db: Db;
-    model: ScoringModel;
     createRepo: (name: string) => Promise<{ repoId: string; secret: string }>;
   },
 ): Promise<SeedReport> {
@@ -81,10 +87,15 @@ async function evaluateSeed(
     endsAt: Date.now() - 3_600_000,
   });
   const { repoId, secret } = await env.createRepo(`seed-${seed}`);
+  // A person who may read the repository, as a dashboard or CI job would be.
+  const ctx = { db: env.db, now: () => new Date() };
+  const reader = await createUser(ctx, { login: `eval-reader-${seed}-${randomBytes(4).toString("hex")}` });
+  await setRole(ctx, { actorId: reader.id, repoId, userId: reader.id, role: "read_only" });
+  const { token } = await createToken(ctx, { userId: reader.id });
   const dir = await mkdtemp(path.join(tmpdir(), `anchorpipe-eval-${seed}-`));
   const firstFlagged = new Map<number, number>();
   let flagged: number[] = [];
-  const timing = { uploadMs: 0, scoreMs: 0 };
+  const timing = { uploadMs: 0, readMs: 0 };
   try {
     for (const run of simulation.runs) {
       const file = path.join(dir, `run-${run.index}.xml`);
@@ -108,16 +119,10 @@ async function evaluateSeed(
       if (outcome.exitCode !== 0)
         throw new Error(`upload of run ${run.index} failed: ${JSON.stringify(outcome.parts)}`);
       timing.uploadMs += performance.now() - uploadStarted;
-      const scoreStarted = performance.now();
-      // The incremental path, as an upload will run it: the test cases this upload touched, as of its time.
-      const ingestions = await env.db.execute<{ id: string }>(
-        sql`select id from ingestions where repo_id = ${repoId} and run_id = ${runId} and completed_at is not null`,
-      );
-      const asOf = new Date(run.startedAt.getTime() + 600_000);
-      const ctx = { db: env.db, now: () => asOf };
-      for (const { id } of ingestions.rows) await rescore(ctx, repoId, { ingestionId: id }, asOf, env.model);
-      timing.scoreMs += performance.now() - scoreStarted;
-      flagged = await flaggedNow(env.db, repoId);
+      // The upload scored the tests it ran (as of its newest result): read what the API now flags.
+      const readStarted = performance.now();
+      flagged = await flaggedNow(env.url, repoId, token);
+      timing.readMs += performance.now() - readStarted;
       for (const index of flagged) if (!firstFlagged.has(index)) firstFlagged.set(index, run.index);
     }
   } finally {
@@ -187,7 +192,6 @@ async function main() {
   const seeds = options.seeds.split(",").map(Number);
   const tests = Number(options.tests);
   const runs = Number(options.runs);
-  const model = { ...DEFAULT_SCORING_MODEL, windowRuns: Number(options.window) };
   const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   console.log(`anchorpipe eval:flaky — seeds ${seeds.join(", ")}; ${tests} tests × ${runs} runs each`);
   const database = await createTestDatabase(serverUrl);
@@ -211,13 +215,13 @@ async function main() {
     for (const seed of seeds) {
       // createRepoWithSecret runs its own in-process gateway and puts the Neon driver's settings back after.
       const report = await withWorkerDb(database.backend, (db) =>
-        evaluateSeed(seed, { tests, runs }, { url, db, createRepo, model }),
+        evaluateSeed(seed, { tests, runs }, { url, db, createRepo }),
       );
       reports.push(report);
       const problems = verdict(report);
       console.log(
         `  seed ${seed}: ${report.seconds.toFixed(0)} s (uploads ${(report.timing.uploadMs / 1000).toFixed(0)} s, ` +
-          `scoring ${(report.timing.scoreMs / 1000).toFixed(0)} s); ${report.simulation.runs.filter((r) => r.outage).length} outages, ` +
+          `reads ${(report.timing.readMs / 1000).toFixed(0)} s); ${report.simulation.runs.filter((r) => r.outage).length} outages, ` +
           `${report.simulation.runs.filter((r) => r.retries).length} runs with retries; ` +
           (problems.length === 0 ? "meets the bar" : `misses: ${problems.join("; ")}`),
       );
