@@ -95,17 +95,22 @@ const scoredAt = sql`case when fs.ml_prediction_data->>'asOf' ~ '^\\d{4}-\\d{2}-
 const estimate = sql`case when jsonb_typeof(fs.ml_prediction_data->'failureProbability'->'estimate') = 'number'
   then (fs.ml_prediction_data->'failureProbability'->'estimate')::float8 else 0 end`;
 
-/** Expected CI failures per day (IMPACT_DESCRIPTION), rounded so that the cursor holds it exactly. */
-const impact = sql`round((${estimate} * (
+/**
+ * Expected CI failures per day (IMPACT_DESCRIPTION), rounded so that the cursor holds it exactly; 0 for a
+ * test without a score.
+ */
+const impact = sql`case when fs.test_case_id is null then 0::numeric else round((${estimate} * (
     select count(*) from test_runs tr
     join ingestions i on i.id = tr.ingestion_id and i.completed_at is not null
     where tr.test_case_id = fs.test_case_id and tr.repo_id = fs.repo_id and tr.status <> 'skip'
       and tr.started_at <= ${scoredAt} and tr.started_at > ${scoredAt} - make_interval(days => ${IMPACT_DAYS}::int)
-  ) / ${IMPACT_DAYS}::float8)::numeric, 6)`;
+  ) / ${IMPACT_DAYS}::float8)::numeric, 6) end`;
 
 /**
  * The ranked list. `sort=score`: score descending, then test id; `sort=impact`: impact descending, then test
- * id. Keyset pagination on (sort value, test id); `after` is the last row's pair.
+ * id. Keyset pagination on (sort value, test id); `after` is the last row's pair. A test not scored yet is
+ * `stable` with score 0 (as `getTestScore` answers it), so a list asking for `stable` takes every test case
+ * of the repository; any other list starts from the repository's flake_scores rows (by index).
  */
 export async function listFlakyTests(
   ctx: ServiceContext,
@@ -114,16 +119,20 @@ export async function listFlakyTests(
   sort: FlakySort,
   page: { limit: number; after: [string, string] | null },
 ): Promise<(FlakyTestItem & { sortKey: string })[]> {
-  const key = sort === "score" ? sql`fs.score::numeric` : impact;
+  const key = sort === "score" ? sql`coalesce(fs.score, 0)::numeric` : impact;
   const owners = ownersOfPath(sql`tc.repo_id`, sql`tc.path`);
+  const tests = filter.classes.includes("stable")
+    ? sql`test_cases tc left join flake_scores fs on fs.test_case_id = tc.id where tc.repo_id = ${repoId}`
+    : sql`flake_scores fs join test_cases tc on tc.id = fs.test_case_id and tc.repo_id = fs.repo_id
+        where fs.repo_id = ${repoId}`;
   const after = page.after;
   const result = await ctx.db.execute<ItemRow>(sql`
     with ranked as (
       select * from (
-        select fs.test_case_id, fs.score, fs.class, fs.runs_considered, fs.ml_prediction_data, ${key} as sort_key
-        from flake_scores fs join test_cases tc on tc.id = fs.test_case_id and tc.repo_id = fs.repo_id
-        where fs.repo_id = ${repoId}
-          and fs.class = any(string_to_array(${filter.classes.join(",")}, ',')::flake_class[])
+        select tc.id as test_case_id, coalesce(fs.score, 0) as score, coalesce(fs.class, 'stable') as class,
+          coalesce(fs.runs_considered, 0) as runs_considered, fs.ml_prediction_data, ${key} as sort_key
+        from ${tests}
+          and coalesce(fs.class, 'stable') = any(string_to_array(${filter.classes.join(",")}, ',')::flake_class[])
           ${filter.pathPrefix === undefined ? sql`` : sql`and starts_with(tc.path, ${filter.pathPrefix})`}
           ${filter.owner === undefined ? sql`` : sql`and ${filter.owner}::text = any(${owners})`}
       ) scored

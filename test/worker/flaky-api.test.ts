@@ -139,6 +139,7 @@ describe("GET /api/repos/:repoId/flaky-tests", () => {
       { path: "src/c/six.test.ts", name: "stable", uploads: 4 },
       { path: "src/d/seven.test.ts", name: "tie-a", uploads: 1 },
       { path: "src/d/eight.test.ts", name: "tie-b", uploads: 1 },
+      { path: "src/e/nine.test.ts", name: "unscored", uploads: 1 },
     ]);
     const { repoId, ids } = repo;
     await setScore(repoId, ids.often, {
@@ -156,6 +157,7 @@ describe("GET /api/repos/:repoId/flaky-tests", () => {
     await setScore(repoId, ids.stable, { class: "stable", score: 0, estimate: 0.001 });
     await setScore(repoId, ids["tie-a"], { class: "flaky", score: 30, estimate: 0.1 });
     await setScore(repoId, ids["tie-b"], { class: "flaky", score: 30, estimate: 0.1 });
+    await testDb().execute(sql`delete from flake_scores where test_case_id = ${ids.unscored}`);
     await setOwners(repoId, [
       { pattern: "/src/a_b/", regex: "^src/a_b/", owners: ["ada", "@org/ab"] },
       { pattern: "/src/c/", regex: "^src/c/", owners: ["@org/c"] },
@@ -220,9 +222,20 @@ describe("GET /api/repos/:repoId/flaky-tests", () => {
   it("filters by class", async () => {
     const names = async (query: string) => (await list(repo.repoId, repo.admin.token, query)).items.map((i) => i.name);
     expect(await names("?class=broken,suspect")).toEqual(["broken", "suspect"]);
-    expect(await names("?class=stable")).toEqual(["stable"]);
+    // A test without a score yet is stable, score 0, as its own score says.
+    const stable = await list(repo.repoId, repo.admin.token, "?class=stable");
+    expect(stable.items.map((i) => i.name).sort()).toEqual(["stable", "unscored"]);
+    expect(stable.items.find((i) => i.name === "unscored")).toMatchObject({
+      testId: repo.ids.unscored,
+      class: "stable",
+      score: 0,
+      failureProbability: { estimate: null, lower: null, upper: null },
+      evidence: { runs: 0, contradictions: 0, retryRecoveries: 0 },
+      firstFlakyCommit: null,
+      lastRunAt: hoursAgo(1),
+    });
     expect(await names("?class=highly_flaky")).toEqual(["highly"]);
-    expect((await names("?class=flaky,highly_flaky,broken,suspect,stable")).length).toBe(8);
+    expect((await names("?class=flaky,highly_flaky,broken,suspect,stable")).length).toBe(9);
     expect(await names("?class=broken,broken")).toEqual(["broken"]);
   });
 
@@ -267,6 +280,7 @@ describe("GET /api/repos/:repoId/flaky-tests", () => {
       stable: ["@org/c"],
       "tie-a": [],
       "tie-b": [],
+      unscored: [],
     });
     const names = async (query: string) => (await list(repo.repoId, repo.reader.token, query)).items.map((i) => i.name);
     expect(await names("?owner=%40org%2Fab")).toEqual(["highly", "often"]);
@@ -304,7 +318,7 @@ describe("GET /api/repos/:repoId/flaky-tests", () => {
       pages++;
     } while (cursor && pages < 10);
     expect(seen).toEqual(all.items.map((i) => i.testId));
-    expect(new Set(seen).size).toBe(8);
+    expect(new Set(seen).size).toBe(9);
     expect(pages).toBe(3);
   });
 

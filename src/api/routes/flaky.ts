@@ -31,7 +31,9 @@ const classList = z
   .openapi({
     type: "string",
     default: "flaky,highly_flaky",
-    description: `Comma-separated classes (${FLAKE_CLASSES.join(", ")}); default \`flaky,highly_flaky\``,
+    description:
+      `Comma-separated classes (${FLAKE_CLASSES.join(", ")}); default \`flaky,highly_flaky\`. ` +
+      "A test not scored yet is `stable` with score 0.",
   });
 
 const filterText = (max: number) => z.string().min(1).max(max).refine(isStorableText, UNSTORABLE_MESSAGE);
