@@ -531,7 +531,7 @@ describe("uploader → wrangler dev → gateway → database", () => {
     });
 
     it("--cache keeps the list and its ETag: the next fetch is a 304 and the cached list is used", async () => {
-      const cache = path.join(dir, "quarantine-cache.json");
+      const cache = path.join(dir, ".anchorpipe", "quarantine.json"); // its folder is made
       const output = path.join(dir, "quarantine.txt");
       const first = await cli(["quarantine", "--cache", cache, "--output", output]);
       expect(first.code, first.stderr).toBe(0);

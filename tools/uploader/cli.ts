@@ -255,6 +255,7 @@ Exit codes:
         userAgent,
       });
       const text = renderQuarantine(fetched, flags.format);
+      for (const warning of fetched.warnings) process.stderr.write(`anchorpipe: warning: ${warning}\n`);
       if (fetched.truncated) {
         process.stderr.write("anchorpipe: warning: the service cut the list to its highest-scored tests\n");
       }

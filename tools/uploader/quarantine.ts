@@ -9,7 +9,8 @@
  * afresh with a new webhook-id.
  */
 import { randomBytes } from "node:crypto";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
 import pRetry, { AbortError } from "p-retry";
 import { z } from "zod";
 import { INGESTION_PATH, isUuid, WEBHOOK_SECRET_PREFIX } from "../../src/contract/ingestion.ts";
@@ -87,6 +88,8 @@ export interface FetchedQuarantine {
   fromCache: boolean;
   /** The service kept only its highest-scored tests (`Anchorpipe-Quarantine-Truncated: true`). */
   truncated: boolean;
+  /** Problems that did not stop the fetch (a cache file that could not be written). */
+  warnings: string[];
   endpoint: string;
 }
 
@@ -136,11 +139,18 @@ async function readCache(file: string, endpoint: string): Promise<CacheEntry | u
   }
 }
 
-async function writeCache(file: string, entry: CacheEntry): Promise<void> {
+/** Stores the answer; a cache that cannot be written costs a download next time, so it is only a warning. */
+async function writeCache(file: string, entry: CacheEntry): Promise<string | undefined> {
   // Written aside and renamed, so a parallel job never reads half a file.
   const partial = `${file}.${process.pid}.tmp`;
-  await writeFile(partial, `${JSON.stringify(entry)}\n`);
-  await rename(partial, file);
+  try {
+    await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+    await writeFile(partial, `${JSON.stringify(entry)}\n`);
+    await rename(partial, file);
+    return undefined;
+  } catch (error) {
+    return `could not write the cache ${file}: ${(error as Error).message}`;
+  }
 }
 
 /** A webhook-id for one read: nothing to deduplicate, so just unique. */
@@ -232,6 +242,7 @@ export async function fetchQuarantine(options: QuarantineOptions): Promise<Fetch
         etag: cached.etag,
         fromCache: true,
         truncated,
+        warnings: [],
         endpoint: shown,
       };
     }
@@ -263,8 +274,12 @@ export async function fetchQuarantine(options: QuarantineOptions): Promise<Fetch
       );
     }
     const etag = response.headers.get("etag") ?? undefined;
-    if (options.cacheFile && etag) await writeCache(options.cacheFile, { endpoint, etag, body: text });
-    return { list, body: text, etag, fromCache: false, truncated, endpoint: shown };
+    const warnings: string[] = [];
+    if (options.cacheFile && etag) {
+      const problem = await writeCache(options.cacheFile, { endpoint, etag, body: text });
+      if (problem) warnings.push(problem);
+    }
+    return { list, body: text, etag, fromCache: false, truncated, warnings, endpoint: shown };
   };
 
   let lastError: Retryable | undefined;

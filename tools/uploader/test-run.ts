@@ -118,6 +118,7 @@ export async function runTest(options: TestRunOptions): Promise<TestRunOutcome> 
   try {
     const fetched = await fetchQuarantine({ ...options, cacheFile: options.cacheFile });
     quarantine = fetched.list;
+    for (const warning of fetched.warnings) say(`warning: ${warning}`);
     if (fetched.truncated) say("warning: the service cut the quarantine list to its highest-scored tests");
     const n = quarantine.tests.length;
     if (!options.quiet) {
