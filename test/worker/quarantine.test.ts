@@ -198,6 +198,33 @@ describe("GET /api/repos/:repoId/quarantine", () => {
   });
 });
 
+describe("the quarantine list's cap", () => {
+  it("keeps the 5,000 highest scores, still by path and name, and says it was truncated", async () => {
+    const { repoId, reader } = await repoWithPeople();
+    // 5,001 flaky tests; the one at path 2500 has the lowest score and is the one left out.
+    await testDb().execute(sql`
+      insert into test_cases (repo_id, path, name, framework)
+      select ${repoId}, 'src/t' || lpad(n::text, 5, '0') || '.test.ts', 'case', 'vitest'
+      from generate_series(1, 5001) n`);
+    await testDb().execute(sql`
+      insert into flake_scores (test_case_id, repo_id, runs_considered, pass_rate, volatility, recency_fail,
+        clustering, score, class, ml_prediction_data)
+      select id, repo_id, 10, 0.9, 0.1, 0.1, 0, case when path = 'src/t02500.test.ts' then 1 else 50 end, 'flaky',
+        '{"reason":"seeded"}'::jsonb
+      from test_cases where repo_id = ${repoId}`);
+    const res = await api("GET", path(repoId), { token: reader.token });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("anchorpipe-quarantine-truncated")).toBe("true");
+    const body = (await res.json()) as Quarantine;
+    expect(body.tests).toHaveLength(5000);
+    const paths = body.tests.map((t) => t.path);
+    expect(paths).toEqual([...paths].sort());
+    expect(paths).not.toContain("src/t02500.test.ts");
+    expect(paths[0]).toBe("src/t00001.test.ts");
+    expect(paths.at(-1)).toBe("src/t05001.test.ts");
+  });
+});
+
 describe("the quarantine list with the repository's signature", () => {
   it("accepts a Standard Webhooks signature over the empty body, with or without Authorization naming the repo", async () => {
     const repo = await quarantinedRepo();
