@@ -631,6 +631,23 @@ describe("uploader → wrangler dev → gateway → database", () => {
       }
     });
 
+    it("a wrong secret: anchorpipe quarantine exits 1 with the 401; anchorpipe test falls back to the command's code", async () => {
+      const wrong = { ...env(), ANCHORPIPE_SECRET: `whsec_${randomBytes(32).toString("base64")}` };
+      const list = await runAnchorpipe(["quarantine"], wrong, dir);
+      expect(list.code).toBe(1);
+      expect(list.stdout).toBe("");
+      expect(list.stderr).toMatch(/anchorpipe: error: .*\/quarantine answered HTTP 401: unauthorized: /);
+      const work = path.join(dir, "wrong-secret");
+      await mkdir(work);
+      const args = ["test", "--reports", "reports/*.xml", "--commit", NEXT_COMMIT, "--run-id", "q-wrong-secret"];
+      const run = await runAnchorpipe([...args, "--", ...testCommand(["test_payment"], 1)], wrong, work);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(/could not fetch the quarantine list \(.*answered HTTP 401/);
+      expect(run.stderr).toContain("the upload failed (rejected)");
+      expect(run.stderr).toContain("the quarantine list could not be fetched, so nothing is tolerated: exiting 1");
+      expect(run.stdout + run.stderr).not.toContain(wrong.ANCHORPIPE_SECRET.slice("whsec_".length));
+    });
+
     it("anchorpipe test keeps a crash's exit code when the reports show no failure", async () => {
       const work = path.join(dir, "crash");
       await mkdir(work);
