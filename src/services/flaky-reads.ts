@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { flakeClass } from "../db/schema";
 import type { ServiceContext } from "./context";
 import { ownersOfPath } from "./owners";
 import { testRuns } from "./test-reads";
@@ -10,7 +11,8 @@ import { testRuns } from "./test-reads";
  * ml_prediction_data as JSON values, never cast from text, so an odd document cannot fail a read.
  */
 
-export const FLAKE_CLASSES = ["flaky", "highly_flaky", "broken", "suspect", "stable"] as const;
+/** The database's own enum: a class the model gains is filterable as soon as the schema has it. */
+export const FLAKE_CLASSES = flakeClass.enumValues;
 export type FlakeClass = (typeof FLAKE_CLASSES)[number];
 
 /** What CI should skip or tolerate: flaky tests; never broken (a real failure) or suspect (no proof yet). */
