@@ -334,6 +334,16 @@ describe("against a closed port (nothing listens)", () => {
     expect(missing.stderr).toContain("anchorpipe: error: could not run anchorpipe-no-such-command: ENOENT");
   });
 
+  it("anchorpipe test runs the command without a shell and without the signing secret in its environment", async () => {
+    const work = path.join(dir, "environment");
+    await mkdir(work);
+    const script =
+      "console.log(JSON.stringify({ secret: process.env.ANCHORPIPE_SECRET ?? null, repo: process.env.ANCHORPIPE_REPO_ID, args: process.argv.slice(1) }))";
+    const run = await runCli([...testArgs, "--", process.execPath, "-e", script, "$HOME", "a b"], env, work);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ secret: null, repo: REPO_ID, args: ["$HOME", "a b"] });
+  });
+
   it("anchorpipe test ignores reports older than the command", async () => {
     const work = path.join(dir, "stale");
     await mkdir(path.join(work, "reports"), { recursive: true });

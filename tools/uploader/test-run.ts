@@ -36,7 +36,7 @@ export interface TestRunOptions extends Omit<UploadOptions, "files" | "strict" |
   cacheFile?: string;
   /** Where anchorpipe's own messages go. Default: process.stderr. */
   stderr?: NodeJS.WritableStream;
-  /** The command's environment. Default: process.env. */
+  /** The command's environment (less ANCHORPIPE_SECRET). Default: process.env. */
   commandEnv?: NodeJS.ProcessEnv;
 }
 
@@ -132,7 +132,9 @@ export async function runTest(options: TestRunOptions): Promise<TestRunOutcome> 
   }
 
   const before = await snapshot(options.reports, cwd);
-  const exit = await runCommand(options.command, { cwd, env: options.commandEnv ?? process.env });
+  // The tests never need the signing secret, and a test that dumps its environment would print it.
+  const { ANCHORPIPE_SECRET: _secret, ...commandEnv } = options.commandEnv ?? process.env;
+  const exit = await runCommand(options.command, { cwd, env: commandEnv });
   const commandExitCode = exitCodeOf(exit, constants.signals);
   if (exit.error) say(`error: could not run ${options.command[0]}: ${exit.error}`);
 
