@@ -40,6 +40,8 @@ export const CODEOWNERS_LIMITS = {
 export interface CodeownersRule extends OwnerRule {
   /** The pattern as written (escapes kept). */
   pattern: string;
+  /** Text every matching path contains (see compilePattern). */
+  pathLiteral: string;
 }
 
 export interface CodeownersProblem {
@@ -101,7 +103,13 @@ export function parseCodeowners(text: string): ParsedCodeowners {
       problem(`more than ${CODEOWNERS_LIMITS.ownersPerLine} owners`);
       continue;
     }
-    rules.push({ line, pattern, owners: [...new Set(owners)], pathRegex: compiled.regex });
+    rules.push({
+      line,
+      pattern,
+      owners: [...new Set(owners)],
+      pathRegex: compiled.regex,
+      pathLiteral: compiled.literal,
+    });
   }
   if (rules.length > CODEOWNERS_LIMITS.rules) {
     problems.unshift({ line: 0, message: `more than ${CODEOWNERS_LIMITS.rules} rules (${rules.length})` });
@@ -139,7 +147,7 @@ function tokenize(content: string): string[] | string {
   return tokens;
 }
 
-export type CompiledPattern = { ok: true; regex: string } | { ok: false; message: string };
+export type CompiledPattern = { ok: true; regex: string; literal: string } | { ok: false; message: string };
 
 /** Characters with a meaning in a regular expression, escaped with `\` (valid in JS `u` mode and in AREs). */
 const REGEX_SYNTAX = /[\\^$.*+?()[\]{}|/]/g;
@@ -184,7 +192,20 @@ export function compilePattern(written: string): CompiledPattern {
   });
   // The pattern matches the path itself or a directory it is in; a trailing / only a directory.
   regex += directoryOnly ? "/.*$" : "(?:/.*)?$";
-  return { ok: true, regex };
+  return { ok: true, regex, literal: longestLiteral(segments) };
+}
+
+/**
+ * The longest run of plain characters in the pattern's segments: every path the pattern matches contains it
+ * (each segment's fixed characters are in the path segment it matched), so SQL can skip, with a `strpos`, the
+ * rules whose expression cannot match ('' when the pattern is all wildcards).
+ */
+function longestLiteral(segments: readonly string[]): string {
+  let longest = "";
+  for (const segment of segments) {
+    for (const piece of segment.split(/[*?]+/)) if (piece.length > longest.length) longest = piece;
+  }
+  return longest;
 }
 
 /**
@@ -224,6 +245,7 @@ export async function replaceCodeowners(
       owner,
       line: rule.line,
       path_regex: rule.pathRegex,
+      path_literal: rule.pathLiteral,
     })),
   );
   const now = ctx.now().toISOString();
@@ -231,9 +253,10 @@ export async function replaceCodeowners(
     ctx.db.execute(sql`delete from owner_maps where repo_id = ${input.repoId} and source = 'CODEOWNERS'`),
     // One parameter whatever the number of rows (a multi-row VALUES would run into the parameter limit).
     ctx.db.execute(sql`
-      insert into owner_maps (repo_id, pattern, owner, source, line, path_regex, created_at)
-      select ${input.repoId}, r.pattern, r.owner, 'CODEOWNERS', r.line, r.path_regex, ${now}
-      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(pattern text, owner text, line int, path_regex text)`),
+      insert into owner_maps (repo_id, pattern, owner, source, line, path_regex, path_literal, created_at)
+      select ${input.repoId}, r.pattern, r.owner, 'CODEOWNERS', r.line, r.path_regex, r.path_literal, ${now}
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        as r(pattern text, owner text, line int, path_regex text, path_literal text)`),
     auditQuery(ctx.db, {
       actorId: input.actorId,
       action: "config_updated",

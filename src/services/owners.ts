@@ -7,7 +7,9 @@ import { type SQL, sql } from "drizzle-orm";
  *
  * Each CODEOWNERS line is one row per owner (an owner-less line is one row whose owner is ''), all rows of a
  * line sharing `line` and `path_regex`, a regular expression that means the same in PostgreSQL's `~` as the
- * pattern does in GitHub's (proved against the `ignore` matcher in test/worker/codeowners.test.ts). So the
+ * pattern does in GitHub's (proved against the `ignore` matcher in test/worker/codeowners.test.ts), and
+ * `path_literal`, text every matching path contains (compiling an expression costs PostgreSQL far more than
+ * matching it, and it caches only a few, so a `strpos` first rules out most lines cheaply). So the
  * owners of a path are found inside SQL, in the statement that needs them (the flaky-test list's owner
  * filter, the upload's notifications), without a round trip.
  */
@@ -33,7 +35,9 @@ export function ownersOfPath(repoId: SQL | string, path: SQL): SQL {
         where codeowners_rule.repo_id = ${repo}
           and codeowners_rule.source = 'CODEOWNERS'
           and codeowners_rule.path_regex is not null
-          and (${path}) ~ codeowners_rule.path_regex
+          -- PostgreSQL keeps only a few compiled expressions: the literal spares it compiling those that cannot match.
+          and case when strpos(${path}, coalesce(codeowners_rule.path_literal, '')) > 0
+            then (${path}) ~ codeowners_rule.path_regex else false end
       )
   ), '{}'::text[])`;
 }

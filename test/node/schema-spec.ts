@@ -193,6 +193,7 @@ export const TABLES: Record<string, TableSpec> = {
       "confidence_score real",
       `created_at ${TS}! = now()`,
       "path_regex text",
+      "path_literal text",
     ],
     fks: ["repo_id → repos.id cascade"],
     indexes: ["(repo_id, pattern)"],

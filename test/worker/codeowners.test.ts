@@ -26,6 +26,7 @@ function putCodeowners(
 
 type OwnerRow = {
   pattern: string;
+  path_literal: string | null;
   owner: string;
   source: string;
   line: number | null;
@@ -34,7 +35,7 @@ type OwnerRow = {
 
 async function ownerRows(repoId: string): Promise<OwnerRow[]> {
   const result = await testDb().execute<OwnerRow>(sql`
-    select pattern, owner, source::text as source, line, path_regex from owner_maps
+    select pattern, owner, source::text as source, line, path_regex, path_literal from owner_maps
     where repo_id = ${repoId} order by source, line, owner collate "C"`);
   return result.rows;
 }
@@ -105,7 +106,12 @@ describe("PUT /api/repos/:repoId/codeowners", () => {
       ["CODEOWNERS", 10, "*.js", "@late-js"],
       ["manual", null, "legacy/", "@manual"],
     ]);
-    expect(rows.find((row) => row.line === 5)?.path_regex).toBe("^docs/.*$");
+    expect(rows.find((row) => row.line === 5)).toMatchObject({ path_regex: "^docs/.*$", path_literal: "docs" });
+    expect(rows.find((row) => row.line === 8)).toMatchObject({ path_literal: "test_" });
+    expect(rows.find((row) => row.line === 2)).toMatchObject({
+      path_regex: "^(?:.*/)?[^/]*(?:/.*)?$",
+      path_literal: "",
+    });
     const audit = await testDb().execute<{ actor_id: string; metadata: unknown }>(sql`
       select actor_id, metadata from audit_logs where subject_id = ${repoId} and action = 'config_updated'`);
     expect(audit.rows).toEqual([{ actor_id: member.id, metadata: { codeowners: { rules: 8, owners: 9 } } }]);
@@ -349,6 +355,8 @@ describe("a pattern's expression means what gitignore's rules say, in JavaScript
           from jsonb_array_elements_text(${JSON.stringify(paths)}::jsonb) with ordinality as p(path, n)
           order by p.n`);
         expect(js, `${written} → ${compiled.regex}`).toEqual(expected);
+        // The literal that spares PostgreSQL the expression is in every path the pattern matches.
+        expect(paths.filter((p, i) => expected[i] && !p.includes(compiled.literal))).toEqual([]);
         expect(
           result.rows.map((row) => row.matches),
           `${written} → ${compiled.regex}`,
@@ -390,6 +398,7 @@ describe("a pattern's expression means what gitignore's rules say, in JavaScript
           sql`select ${candidate} ~ ${compiled.regex} as matches`,
         );
         expect(new RegExp(compiled.regex, "su").test(candidate), `${written} ${candidate}`).toBe(expected);
+        if (expected) expect(candidate).toContain(compiled.literal);
         expect(result.rows[0].matches, `${written} ${candidate}`).toBe(expected);
         if (expected) positives++;
       }),

@@ -178,6 +178,11 @@ export const ownerMaps = pgTable(
      * match in SQL (manual and heuristic rows).
      */
     pathRegex: text(),
+    /**
+     * A piece of the pattern that every path it matches contains (its longest literal run, '' when it has
+     * none): a cheap `strpos` that spares PostgreSQL compiling the expressions of rules that cannot match.
+     */
+    pathLiteral: text(),
     confidenceScore: real(),
     createdAt: createdAt(),
   },

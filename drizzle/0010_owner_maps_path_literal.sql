@@ -1,0 +1,1 @@
+ALTER TABLE "owner_maps" ADD COLUMN "path_literal" text;

@@ -1,0 +1,1 @@
+ALTER TABLE "owner_maps" DROP COLUMN "path_literal";
