@@ -434,3 +434,44 @@ describe("a pattern's expression means what gitignore's rules say, in JavaScript
     expect(slowest).toBeLessThan(100);
   });
 });
+
+describe("a whole file: the last matching line, through the Worker and in SQL", () => {
+  it("ownersOfPath in SQL, ownersOfPathIn and the ignore matcher's last match agree on generated files", async () => {
+    const { repoId, admin } = await repoWithPeople();
+    const simplePattern = fc
+      .array(fc.constantFrom("a", "b", "x.js", "*", "?", "**", "/", "é"), { minLength: 1, maxLength: 5 })
+      .map((pieces) => pieces.join(""))
+      .filter((written) => compilePattern(written).ok);
+    const rule = fc.tuple(simplePattern, fc.subarray(["@a", "@org/b", "c@example.com"]));
+    const simplePath = fc
+      .array(
+        fc.array(fc.constantFrom("a", "b", "x.js", "é"), { minLength: 1, maxLength: 3 }).map((p) => p.join("")),
+        {
+          minLength: 1,
+          maxLength: 4,
+        },
+      )
+      .map((segments) => segments.join("/"));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(rule, { minLength: 1, maxLength: 8 }),
+        fc.array(simplePath, { minLength: 1, maxLength: 10 }),
+        async (rules, paths) => {
+          const file = rules.map(([written, owners]) => [written, ...owners].join(" ")).join("\n");
+          const res = await putCodeowners(repoId, admin.token, file);
+          expect(res.status, await res.clone().text()).toBe(200);
+          const parsed = parseCodeowners(file);
+          if (!parsed.ok) throw new Error("generated files are valid");
+          const lastMatch = (candidate: string) => {
+            const found = rules.findLast(([written]) => reference(written, candidate));
+            return [...(found?.[1] ?? [])].sort();
+          };
+          const expected = paths.map(lastMatch);
+          expect(paths.map((candidate) => ownersOfPathIn(parsed.rules, candidate))).toEqual(expected);
+          expect(await sqlOwners(repoId, paths)).toEqual(expected);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
