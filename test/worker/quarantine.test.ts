@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ifNoneMatchHits } from "../../src/lib/etag";
+import { parseCodeowners, replaceCodeowners } from "../../src/services/codeowners";
 import { createSecret, revokeSecret } from "../../src/services/secrets";
 import { api, person, repoWithPeople } from "./api-support";
 import { keyring, payload, serviceContext, signV1, signV2, testDb, upload } from "./ingestion-support";
@@ -50,12 +51,13 @@ async function quarantinedRepo() {
   );
   const ids = Object.fromEntries(rows.rows.map((r) => [r.name, r.id]));
   for (const t of TESTS) await setClass(ids[t.name], t.cls, t.score);
-  // CODEOWNERS as the codeowners service stores it: `/src/b.test.ts @org/b bob` on line 1.
-  for (const owner of ["bob", "@org/b"]) {
-    await testDb().execute(sql`
-      insert into owner_maps (repo_id, pattern, owner, source, line, path_regex)
-      values (${people.repoId}, '/src/b.test.ts', ${owner}, 'CODEOWNERS', 1, ${"^src/b\\.test\\.ts$"})`);
-  }
+  const codeowners = parseCodeowners("/src/b.test.ts @org/b @bob\n");
+  if (!codeowners.ok) throw new Error("CODEOWNERS refused");
+  await replaceCodeowners(serviceContext(), {
+    actorId: people.admin.id,
+    repoId: people.repoId,
+    rules: codeowners.rules,
+  });
   return { ...people, secret: plaintext, secretId: secret.id, ids };
 }
 
@@ -136,7 +138,7 @@ describe("GET /api/repos/:repoId/quarantine", () => {
         class: cls,
         score,
         reason: `seeded ${cls} ${score}`,
-        owners: p === "src/b.test.ts" ? ["@org/b", "bob"] : [],
+        owners: p === "src/b.test.ts" ? ["@bob", "@org/b"] : [],
       })),
     });
     expect(text).not.toMatch(/\d{4}-\d{2}-\d{2}T/);
