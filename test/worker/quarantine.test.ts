@@ -200,6 +200,46 @@ describe("GET /api/repos/:repoId/quarantine", () => {
   });
 });
 
+describe("the quarantine list moves with the upload that caused it", () => {
+  it("a test that passes and fails on one commit is in the list once that upload is answered", async () => {
+    const { repoId } = await repoWithPeople();
+    const { plaintext } = await createSecret(serviceContext(), await keyring(), { repoId });
+    const results = (status: "pass" | "fail") => [
+      ...["a", "b", "c", "d", "e"].map((name) => ({ path: "src/ok.test.ts", name, status: "pass" as const })),
+      { path: "src/flip.test.ts", name: "flips", status, ...(status === "fail" ? { failureDetails: "timeout" } : {}) },
+    ];
+    const send = async (status: "pass" | "fail") => {
+      const tests = results(status).map((t) => ({ ...t, startedAt: new Date().toISOString(), durationMs: 2 }));
+      const res = await upload(payload(repoId, { commit_sha: "f".repeat(40) }, tests), { repoId, secret: plaintext });
+      expect(res.status, await res.clone().text()).toBe(200);
+    };
+    const fetchList = async (etag?: string) =>
+      api("GET", path(repoId), {
+        headers: { ...(await signedHeaders(plaintext)), ...(etag ? { "If-None-Match": etag } : {}) },
+      });
+
+    await send("pass");
+    const before = await fetchList();
+    expect(await before.json()).toEqual({ repoId, tests: [] });
+    const etag = before.headers.get("etag") as string;
+    expect((await fetchList(etag)).status).toBe(304);
+
+    await send("fail");
+    const after = await fetchList(etag);
+    expect(after.status).toBe(200);
+    expect(after.headers.get("etag")).not.toBe(etag);
+    const body = (await after.json()) as Quarantine;
+    expect(body.tests.map((t) => [t.path, t.name])).toEqual([["src/flip.test.ts", "flips"]]);
+    const [row] = (
+      await testDb().execute<{ class: string; score: number; reason: string }>(sql`
+        select fs.class, fs.score, fs.ml_prediction_data->>'reason' as reason from flake_scores fs
+        join test_cases tc on tc.id = fs.test_case_id where tc.repo_id = ${repoId} and tc.name = 'flips'`)
+    ).rows;
+    expect(body.tests[0]).toMatchObject({ class: row.class, score: row.score, reason: row.reason });
+    expect(["flaky", "highly_flaky"]).toContain(row.class);
+  });
+});
+
 describe("the quarantine list's cap", () => {
   it("keeps the 5,000 highest scores, still by path and name, and says it was truncated", async () => {
     const { repoId, reader } = await repoWithPeople();
