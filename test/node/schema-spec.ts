@@ -347,6 +347,27 @@ export const TABLES: Record<string, TableSpec> = {
     unique: ["subject_id,reason,window_start"],
     indexes: ["(window_start)"],
   },
+  // Not in schema.md's tables (architecture.md names it): added by migration 0011, the scheduled jobs' ledger.
+  job_runs: {
+    columns: [
+      "job text!",
+      `scheduled_at ${TS}!`,
+      `started_at ${TS}! = now()`,
+      `finished_at ${TS}`,
+      "outcome text!",
+      "counts jsonb",
+      "error text",
+      `lease_until ${TS}`,
+      `created_at ${TS}! = now()`,
+    ],
+    unique: ["job", "job,scheduled_at"],
+    indexes: [
+      "(job) WHERE (outcome = 'running'::text)",
+      "(job, finished_at DESC) WHERE (outcome = 'succeeded'::text)",
+      "(job, started_at DESC)",
+    ],
+    checks: ["'running'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text", "finished_at IS NULL"],
+  },
   data_subject_requests: {
     columns: [
       "user_id uuid!",
