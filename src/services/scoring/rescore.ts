@@ -99,99 +99,120 @@ export function rescoreQuery(
       select coalesce(array_agg(id), '{}') as ids from ingestions where repo_id = ${repoId}::uuid and completed_at is null
     ), cases as materialized (
       select tc.id from test_cases tc where tc.repo_id = ${repoId}::uuid ${scopeFilter(repoId, scope)}
-    ), runs as materialized (
-      -- The window: the last N executed runs of each test case up to asOf, within the horizon.
-      select c.id as test_case_id, w.*
-      from cases c cross join pending cross join lateral (
-        select r.id as run_id, r.ingestion_id, r.commit_sha, r.status, r.rerun_count, r.started_at
-        from test_runs r
-        where r.test_case_id = c.id and r.status <> 'skip' and r.started_at <= ${at}
-          and r.started_at > ${at} - make_interval(days => ${m.horizonDays}::int)
-          and r.ingestion_id <> all(pending.ids)
-        order by r.started_at desc, r.id desc
-        limit ${m.windowRuns}::int
-      ) w
-    ), outages as materialized (
-      -- Runs in infrastructure outages are set aside: counted, never evidence.
-      select runs.test_case_id, count(*) as runs, count(*) filter (where runs.status = 'fail' or runs.rerun_count > 0)
-        as failures
-      from runs join ci on ci.id = runs.ingestion_id where ci.outage group by runs.test_case_id
-    ), keyed as (
-      -- Good runs (outside outages) with what their code key (commit) says: did the test ever pass on it,
-      -- and did it both pass and fail there?
-      select runs.test_case_id, runs.run_id, runs.commit_sha, runs.status, runs.started_at, ci.first_failed,
-        ci.executed, ci.co_fail_share,
-        (runs.status = 'fail' or runs.rerun_count > 0) as first_fail,
-        (runs.status = 'pass' and runs.rerun_count > 0) as retry_recovered,
-        ${decayOf(sql`runs.started_at`)} as decay,
-        bool_or(runs.status = 'pass') over key as ever_passed,
-        bool_or(runs.status = 'fail') over key and bool_or(runs.status = 'pass') over key as contradiction,
-        greatest(min(runs.started_at) filter (where runs.status = 'pass') over key,
-          min(runs.started_at) filter (where runs.status = 'fail') over key) as contradicted_at,
-        row_number() over (key order by runs.started_at, runs.run_id) = 1 as key_first
-      from runs join ci on ci.id = runs.ingestion_id
-      where not ci.outage
-      window key as (partition by runs.test_case_id, runs.commit_sha)
-    ), sequenced as (
-      -- In time order: flips, the last pass and the last failure (streaks are counted back from them).
-      select k.*,
-        case when lag(k.first_fail) over ordered <> k.first_fail then 1 else 0 end as flip,
-        max(k.started_at) filter (where k.status = 'pass') over whole as last_pass_at,
-        max(k.started_at) filter (where k.first_fail) over whole as last_failure_at,
-        k.decay * case when k.status = 'fail' then case when k.ever_passed then 1 else ${num(m.unconfirmedFailureWeight)} end
-          when k.retry_recovered then ${num(m.retryFailureWeight)} else 0 end as fail_w,
-        k.decay * case when k.status <> 'pass' then 0
-          when k.retry_recovered then 1 - ${num(m.retryFailureWeight)} else 1 end as pass_w
-      from keyed k
-      window whole as (partition by k.test_case_id),
-        ordered as (partition by k.test_case_id order by k.started_at, k.run_id)
     ), agg as materialized (
-      select s.test_case_id,
-        count(*) as good_runs,
-        count(*) filter (where s.status = 'pass') as passes,
-        count(*) filter (where s.first_fail) as good_failures,
-        sum(s.flip) as flips,
-        sum(s.fail_w) as fail_w, sum(s.pass_w) as pass_w,
-        -- The current failure streak: the runs after the last pass (all failed).
-        count(*) filter (where s.started_at > coalesce(s.last_pass_at, '-infinity')) as fail_streak,
-        coalesce(bool_and(not s.ever_passed) filter (where s.started_at > coalesce(s.last_pass_at, '-infinity')),
-          false) as streak_unpassed,
-        sum(s.fail_w) filter (where s.started_at <= s.last_pass_at) as fail_w_before,
-        sum(s.pass_w) filter (where s.started_at <= s.last_pass_at) as pass_w_before,
-        count(*) filter (where s.started_at > coalesce(s.last_failure_at, '-infinity')) as passes_since_failure,
-        sum(s.first_failed) as pool_failed, sum(s.executed) as pool_executed,
-        avg(s.co_fail_share) filter (where s.first_fail) as clustering,
-        max(s.last_failure_at) as last_failure_at,
-        count(*) filter (where s.key_first and s.contradiction) as contradictions,
-        count(*) filter (where s.retry_recovered) as retry_recoveries,
-        least(min(s.contradicted_at) filter (where s.contradiction), min(s.started_at) filter (where s.retry_recovered))
-          as evidence_first_at,
-        greatest(max(s.contradicted_at) filter (where s.contradiction),
-          max(s.started_at) filter (where s.retry_recovered)) as evidence_last_at,
-        (array_agg(s.commit_sha order by case when s.contradiction then s.contradicted_at else s.started_at end,
-          s.commit_sha) filter (where s.contradiction or s.retry_recovered))[1] as first_commit
-      from sequenced s group by s.test_case_id
+      -- One row per test case, from its window: the last N executed runs up to asOf, within the horizon. It is
+      -- computed per test case in a lateral subquery, so every sort and window pass is over at most N rows in
+      -- memory, never over all runs of the repository at once (that sorted them twice and spilled to disk).
+      -- Runs in infrastructure outages are set aside in partitions of their own: counted, never evidence (every
+      -- aggregate of evidence is filtered to good runs). Whether a run's upload was an outage is a hashed lookup,
+      -- not a join with ci, which would be rebuilt for every test case; the uploads' other figures (the prior's
+      -- pool, the co-failure shares) are joined once, in \`pooled\` and \`clustered\`, from the runs' upload ids.
+      select c.id as test_case_id, a.*
+      from cases c cross join pending cross join lateral (
+        select
+          count(*) filter (where s.outage) as outage_runs,
+          count(*) filter (where s.outage and s.first_fail) as outage_failures,
+          count(*) filter (where not s.outage) as good_runs,
+          count(*) filter (where not s.outage and s.status = 'pass') as passes,
+          count(*) filter (where not s.outage and s.first_fail) as good_failures,
+          sum(s.flip) filter (where not s.outage) as flips,
+          sum(s.fail_w) filter (where not s.outage) as fail_w, sum(s.pass_w) filter (where not s.outage) as pass_w,
+          -- The current failure streak: the runs after the last pass (all failed).
+          count(*) filter (where not s.outage and s.started_at > coalesce(s.last_pass_at, '-infinity')) as fail_streak,
+          coalesce(bool_and(not s.ever_passed)
+            filter (where not s.outage and s.started_at > coalesce(s.last_pass_at, '-infinity')), false)
+            as streak_unpassed,
+          sum(s.fail_w) filter (where not s.outage and s.started_at <= s.last_pass_at) as fail_w_before,
+          sum(s.pass_w) filter (where not s.outage and s.started_at <= s.last_pass_at) as pass_w_before,
+          count(*) filter (where not s.outage and s.started_at > coalesce(s.last_failure_at, '-infinity'))
+            as passes_since_failure,
+          -- In time order, as the aggregates see them.
+          array_agg(s.ingestion_id) filter (where not s.outage) as good_uploads,
+          array_agg(s.ingestion_id) filter (where not s.outage and s.first_fail) as failed_uploads,
+          max(s.last_failure_at) filter (where not s.outage) as last_failure_at,
+          count(*) filter (where not s.outage and s.key_first and s.contradiction) as contradictions,
+          count(*) filter (where not s.outage and s.retry_recovered) as retry_recoveries,
+          least(min(s.contradicted_at) filter (where not s.outage and s.contradiction),
+            min(s.started_at) filter (where not s.outage and s.retry_recovered)) as evidence_first_at,
+          greatest(max(s.contradicted_at) filter (where not s.outage and s.contradiction),
+            max(s.started_at) filter (where not s.outage and s.retry_recovered)) as evidence_last_at,
+          (array_agg(s.commit_sha order by case when s.contradiction then s.contradicted_at else s.started_at end,
+            s.commit_sha) filter (where not s.outage and (s.contradiction or s.retry_recovered)))[1] as first_commit
+        from (
+          -- In time order: flips, the last pass and the last failure (streaks are counted back from them).
+          select k.*,
+            case when lag(k.first_fail) over ordered <> k.first_fail then 1 else 0 end as flip,
+            max(k.started_at) filter (where k.status = 'pass') over ordered as last_pass_at,
+            max(k.started_at) filter (where k.first_fail) over ordered as last_failure_at,
+            k.decay * case when k.status = 'fail' then case when k.ever_passed then 1 else ${num(m.unconfirmedFailureWeight)} end
+              when k.retry_recovered then ${num(m.retryFailureWeight)} else 0 end as fail_w,
+            k.decay * case when k.status <> 'pass' then 0
+              when k.retry_recovered then 1 - ${num(m.retryFailureWeight)} else 1 end as pass_w
+          from (
+            -- What each run's code key (commit) says: did the test ever pass on it, and did it both pass and
+            -- fail there?
+            select o.*,
+              (o.status = 'fail' or o.rerun_count > 0) as first_fail,
+              (o.status = 'pass' and o.rerun_count > 0) as retry_recovered,
+              ${decayOf(sql`o.started_at`)} as decay,
+              bool_or(o.status = 'pass') over key as ever_passed,
+              bool_or(o.status = 'fail') over key and bool_or(o.status = 'pass') over key as contradiction,
+              greatest(min(o.started_at) filter (where o.status = 'pass') over key,
+                min(o.started_at) filter (where o.status = 'fail') over key) as contradicted_at,
+              row_number() over key = 1 as key_first
+            from (
+              select w.*, w.ingestion_id in (select ci.id from ci where ci.outage) as outage
+              from (
+                select r.id as run_id, r.ingestion_id, r.commit_sha, r.status, r.rerun_count, r.started_at
+                from test_runs r
+                where r.test_case_id = c.id and r.status <> 'skip' and r.started_at <= ${at}
+                  and r.started_at > ${at} - make_interval(days => ${m.horizonDays}::int)
+                  and r.ingestion_id <> all(pending.ids)
+                order by r.started_at desc, r.id desc
+                limit ${m.windowRuns}::int
+              ) w
+            ) o
+            -- Keys are grouped, not ordered: byte equality (collation "C") is the same equality, cheaper.
+            window key as (partition by o.outage, o.commit_sha collate "C")
+          ) k
+          -- lag ignores the frame; the maxima see the whole partition.
+          window ordered as (partition by k.outage order by k.started_at, k.run_id
+            rows between unbounded preceding and unbounded following)
+        ) s
+      ) a
+    ), pooled as (
+      -- The uploads of each test's good runs: the pooled first-attempt failures for the prior (sums of integers:
+      -- hashed, in any order).
+      select a.test_case_id, sum(ci.first_failed) as pool_failed, sum(ci.executed) as pool_executed
+      from agg a cross join unnest(a.good_uploads) as g(ingestion_id) join ci on ci.id = g.ingestion_id
+      group by a.test_case_id
+    ), clustered as (
+      -- The mean co-failure share of its good failures, summed in time order (as floating point, order matters).
+      select a.test_case_id, avg(ci.co_fail_share order by g.n) as clustering
+      from agg a cross join unnest(a.failed_uploads) with ordinality as g(ingestion_id, n)
+      join ci on ci.id = g.ingestion_id
+      group by a.test_case_id
     ), est as (
-      select c.id as test_case_id, p.rate as prior_rate,
-        (coalesce(a.good_runs, 0) + coalesce(o.runs, 0))::int as runs,
+      select a.test_case_id, p.rate as prior_rate,
+        (coalesce(a.good_runs, 0) + coalesce(a.outage_runs, 0))::int as runs,
         coalesce(a.passes, 0)::int as passes,
-        coalesce(o.runs, 0)::int as outage_runs, coalesce(o.failures, 0)::int as outage_failures,
+        coalesce(a.outage_runs, 0)::int as outage_runs, coalesce(a.outage_failures, 0)::int as outage_failures,
         coalesce(a.good_failures, 0)::int as good_failures,
         coalesce(a.good_runs, 0)::int as good_runs, coalesce(a.flips, 0)::int as flips,
         coalesce(a.passes_since_failure, 0)::int as passes_since_failure,
         coalesce(a.fail_streak, 0)::int as fail_streak, coalesce(a.streak_unpassed, false) as streak_unpassed,
         coalesce(a.contradictions, 0)::int as contradictions, coalesce(a.retry_recoveries, 0)::int as retry_recoveries,
         a.evidence_first_at, a.evidence_last_at, a.first_commit,
-        coalesce(a.clustering, 0) as clustering, a.last_failure_at,
+        coalesce(cl.clustering, 0) as clustering, a.last_failure_at,
         ${num(m.priorStrength)} * p.rate + coalesce(a.fail_w, 0) as alpha,
         ${num(m.priorStrength)} * (1 - p.rate) + coalesce(a.pass_w, 0) as beta,
         (${num(m.priorStrength)} * p.rate + coalesce(a.fail_w_before, 0))
           / (${num(m.priorStrength)} + coalesce(a.fail_w_before, 0) + coalesce(a.pass_w_before, 0)) as p_before
-      from cases c
-      left join agg a on a.test_case_id = c.id
-      left join outages o on o.test_case_id = c.id
+      from agg a
+      left join pooled pl on pl.test_case_id = a.test_case_id
+      left join clustered cl on cl.test_case_id = a.test_case_id
       -- The empirical-Bayes prior: the failure rate of all tests in the same (good) CI runs, bounded.
-      cross join lateral (select least(greatest(coalesce(a.pool_failed::float8 / nullif(a.pool_executed, 0),
+      cross join lateral (select least(greatest(coalesce(pl.pool_failed::float8 / nullif(pl.pool_executed, 0),
         ${num(m.priorRateMin)}), ${num(m.priorRateMin)}), ${num(m.priorRateMax)}) as rate) p
     ), bounds as (
       select est.*, alpha / (alpha + beta) as p, alpha + beta as n_eff,
@@ -299,9 +320,11 @@ export function rescoreQuery(
  * query that runs in a fraction of that: for this workload it is pure overhead. And right after an upload
  * the planner's statistics lag behind (a fresh repository looks empty), so it would pick nested loops that
  * rerun a whole aggregation per test case; without them it hashes, which is right at every size (the
- * window's lateral index scan is a nested loop by nature and stays one).
+ * window's lateral index scan is a nested loop by nature and stays one). work_mem (64 MB, this transaction only)
+ * keeps the sorts and hashes over every window's upload ids (\`pooled\`, \`clustered\`) in memory, not on disk.
  */
-export const SCORING_SETTINGS: SQL = sql`select set_config('jit', 'off', true), set_config('enable_nestloop', 'off', true)`;
+export const SCORING_SETTINGS: SQL = sql`select set_config('jit', 'off', true), set_config('enable_nestloop', 'off', true),
+  set_config('work_mem', '64MB', true)`;
 
 /** Scores the test cases of `scope` now (one db.batch, one transaction); the rows written. */
 export async function rescore(
