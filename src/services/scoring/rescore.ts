@@ -321,7 +321,7 @@ export function rescoreQuery(
  * the planner's statistics lag behind (a fresh repository looks empty), so it would pick nested loops that
  * rerun a whole aggregation per test case; without them it hashes, which is right at every size (the
  * window's lateral index scan is a nested loop by nature and stays one). work_mem (64 MB, this transaction only)
- * keeps the sorts and hashes over every window's upload ids (\`pooled\`, \`clustered\`) in memory, not on disk.
+ * keeps the sorts and hashes over every window's upload ids (`pooled`, `clustered`) in memory, not on disk.
  */
 export const SCORING_SETTINGS: SQL = sql`select set_config('jit', 'off', true), set_config('enable_nestloop', 'off', true),
   set_config('work_mem', '64MB', true)`;
