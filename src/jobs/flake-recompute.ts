@@ -4,12 +4,21 @@ import { describeFailure } from "../lib/db-errors";
 import { log } from "../lib/logger";
 import { DEFAULT_SCORING_MODEL } from "../services/scoring/model";
 import { recomputeRepository } from "../services/scoring/rescore";
-import type { JobContext } from "./types";
+import { type Job, JobFailedError, skipped } from "./types";
 
-/** A repository is due when its oldest score is at least this old (or a test case has none). */
-export const RECOMPUTE_INTERVAL_MS = 24 * 60 * 60 * 1000;
-/** Repositories recomputed per invocation; the rest wait for the next one (hourly), oldest first. */
-export const RECOMPUTE_MAX_REPOS = 25;
+/**
+ * A repository is due when its oldest score is at least this old (or a test case has none). The job runs
+ * daily; half a day lets a repository whose uploads rescored it this morning wait for tomorrow, and keeps
+ * every score at most a day and a half behind the clock.
+ */
+export const RECOMPUTE_INTERVAL_MS = 12 * 60 * 60 * 1000;
+/** Repositories recomputed per invocation at most; the rest wait for the next one (daily), oldest first. */
+export const RECOMPUTE_MAX_REPOS = 500;
+/**
+ * Wall-clock time after which an invocation takes no further repository (a scheduled Worker may run 15
+ * minutes, and retention runs before it in the same invocation; the lease is 20). Wall clock on purpose: it bounds the work, not what the work computes.
+ */
+export const RECOMPUTE_BUDGET_MS = 8 * 60 * 1000;
 /**
  * A repository whose last completed upload was received this long before its last scoring is settled: every
  * run it has started before the scoring horizon (a run's startedAt may be at most a day past its upload's
@@ -29,7 +38,7 @@ export interface DueRepository {
 /**
  * The repositories due for a full recompute at `asOf`, in the order to do them, and how many are due in all.
  *
- * Due: some test case has no score, or the oldest score is at least a day old (a score is written with the
+ * Due: some test case has no score, or the oldest score is at least RECOMPUTE_INTERVAL_MS old (a score is written with the
  * time of the upload or job that computed it, so a repository whose uploads rescore every test keeps fresh
  * scores and is not recomputed on top), unless the repository is settled (above) and its config has not
  * changed since. First the repositories with a completed upload within the scoring horizon (their windows
@@ -37,7 +46,7 @@ export interface DueRepository {
  * without a recompute first (never first), so none starves when more are due than one invocation takes.
  *
  * One statement that reads test_cases, flake_scores and completed ingestions in full (grouped by
- * repository): a few seconds at millions of rows, once an hour.
+ * repository): a few seconds at millions of rows, once a day.
  */
 export async function dueRepositories(
   db: Db,
@@ -88,40 +97,46 @@ export async function dueRepositories(
 }
 
 /**
- * The scheduled full recompute of flake scores (hourly): up to `RECOMPUTE_MAX_REPOS` due repositories, each
- * rescored in full as of the trigger's scheduled time — never the clock — so windows slide and decay moves on
- * even for tests no upload touches. A late or repeated invocation for the same scheduled time writes the
- * same rows (and finds the repositories it did no longer due). One repository failing does not stop the
- * others; the invocation fails afterwards, and the repository stays due for the next one.
+ * The scheduled full recompute of flake scores (daily): due repositories, most overdue first, up to
+ * `RECOMPUTE_MAX_REPOS` or `RECOMPUTE_BUDGET_MS`, each rescored in full as of the trigger's scheduled time —
+ * never the clock — so windows slide and decay moves on even for tests no upload touches. A late or repeated
+ * invocation for the same scheduled time writes the same rows (and finds the repositories it did no longer
+ * due). One repository failing does not stop the others; the run fails afterwards with its counts, and the
+ * repository stays due for the next one.
  */
-export async function flakeRecompute({ db, scheduledTime }: JobContext): Promise<void> {
-  if (!db) {
-    log.warn("job.flake_recompute", { database: "not_configured" });
-    return;
-  }
-  const { due, repos } = await dueRepositories(db, scheduledTime, RECOMPUTE_MAX_REPOS);
-  const ctx = { db, now: () => scheduledTime };
-  const failed: string[] = [];
-  let scored = 0;
-  for (const repo of repos) {
-    const started = Date.now();
-    try {
-      const summary = await recomputeRepository(ctx, repo.repoId, scheduledTime);
-      scored += summary.scored;
-      log.info("job.flake_recompute.repo", { repoId: repo.repoId, ...summary, ms: Date.now() - started });
-    } catch (error) {
-      failed.push(repo.repoId);
-      log.error("job.flake_recompute.repo_failed", { repoId: repo.repoId, ...describeFailure(error) });
+export const flakeRecompute: Job = {
+  name: "flake-recompute",
+  async run({ db, scheduledTime }) {
+    if (!db) return skipped("DATABASE_URL is not configured");
+    const { due, repos } = await dueRepositories(db, scheduledTime, RECOMPUTE_MAX_REPOS);
+    const ctx = { db, now: () => scheduledTime };
+    const budgetEnds = Date.now() + RECOMPUTE_BUDGET_MS;
+    let failed = 0;
+    let attempted = 0;
+    let scored = 0;
+    for (const repo of repos) {
+      if (Date.now() > budgetEnds) break;
+      attempted++;
+      const started = Date.now();
+      try {
+        const summary = await recomputeRepository(ctx, repo.repoId, scheduledTime);
+        scored += summary.scored;
+        log.info("job.flake_recompute.repo", { repoId: repo.repoId, ...summary, ms: Date.now() - started });
+      } catch (error) {
+        failed++;
+        log.error("job.flake_recompute.repo_failed", { repoId: repo.repoId, ...describeFailure(error) });
+      }
     }
-  }
-  log.info("job.flake_recompute", {
-    asOf: scheduledTime.toISOString(),
-    due,
-    recomputed: repos.length - failed.length,
-    failed: failed.length,
-    testCases: scored,
-    // Due repositories left for the next invocations.
-    remaining: due - repos.length + failed.length,
-  });
-  if (failed.length) throw new Error(`flake recompute failed for ${failed.length} repositories`);
-}
+    const counts = {
+      due,
+      recomputed: attempted - failed,
+      failed,
+      testCases: scored,
+      // Due repositories left for the next invocations.
+      remaining: due - attempted + failed,
+    };
+    log.info("job.flake_recompute", { asOf: scheduledTime.toISOString(), ...counts });
+    if (failed) throw new JobFailedError(`flake recompute failed for ${failed} repositories`, counts);
+    return { outcome: "succeeded", counts };
+  },
+};
