@@ -33,6 +33,8 @@ export default defineConfig({
                 HMAC_KEK: inject("hmacKek"),
                 GATEWAY_URL: inject("gatewayUrl"),
               },
+              // The test-run archive (wrangler.toml's ARCHIVE), in memory for the run.
+              r2Buckets: ["ARCHIVE"],
               // The suite's requests share one client address and a few repositories: limits far above what
               // it sends, and strict copies that the rate-limit tests swap in (test/worker/rate-limits.test.ts).
               ratelimits: {

@@ -13,5 +13,7 @@ declare namespace Cloudflare {
     UPLOAD_LIMITER?: RateLimit;
     /** Requests per identity (user) to the authenticated API. */
     API_LIMITER?: RateLimit;
+    /** Test-run archive (wrangler.toml [[r2_buckets]]; src/services/retention/manifest.ts). */
+    ARCHIVE?: R2Bucket;
   }
 }
