@@ -8,15 +8,21 @@ import { requestId } from "./middleware/request-id";
 import { DOCS_CSP, securityHeaders } from "./middleware/security-headers";
 import { healthRoutes } from "./routes/health";
 import { ingestionRoutes } from "./routes/ingestion";
+import { metricsRoutes } from "./routes/metrics";
+import { versionRoutes } from "./routes/version";
+import { installDatabaseRequestCounter } from "./services/metrics";
 
 /** Builds the Worker's HTTP app; tests build the same one. */
 export function createApp() {
+  installDatabaseRequestCounter();
   const app = new Hono<AppEnv>();
   app.use("*", requestId, accessLog, securityHeaders, configAndDb);
   app.onError(onError);
   app.notFound(notFound);
 
   app.route("/api/health", healthRoutes);
+  app.route("/api/version", versionRoutes);
+  app.route("/api/metrics", metricsRoutes);
   app.route("/api/ingestion", ingestionRoutes);
   app.route("/api", createApi());
   app.get("/docs", async (c, next) => {

@@ -45,6 +45,11 @@ export const envSchema = z.object({
     .min(1024)
     .max(100 * 1024 * 1024)
     .default(5 * 1024 * 1024),
+  /**
+   * The operator's bearer token for GET /api/metrics (a secret: `wrangler secret put OPERATOR_TOKEN`).
+   * Absent means the metrics endpoint answers 404. At least 32 characters so it cannot be guessed.
+   */
+  OPERATOR_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -8,6 +8,8 @@ declare namespace Cloudflare {
     ENVIRONMENT?: string;
     HMAC_KEK?: string;
     INGESTION_MAX_BODY_BYTES?: string;
+    /** Bearer token for GET /api/metrics (a secret). */
+    OPERATOR_TOKEN?: string;
     /** Workers rate-limiting bindings (wrangler.toml [[ratelimits]]; docs/adr/0005-rate-limits.md). */
     AUTH_FAILURE_LIMITER?: RateLimit;
     UPLOAD_LIMITER?: RateLimit;

@@ -53,6 +53,11 @@ export function createApi() {
     scheme: "bearer",
     description: "A personal token (`ap_…`): POST /api/auth/tokens, or `npm run user:create`.",
   });
+  api.openAPIRegistry.registerComponent("securitySchemes", "operatorToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "The OPERATOR_TOKEN secret, for GET /api/metrics.",
+  });
   api.openAPIRegistry.registerComponent("securitySchemes", "repositorySignature", {
     type: "apiKey",
     in: "header",
@@ -105,29 +110,95 @@ function documentSeparateRoutes(api: ReturnType<typeof apiApp>) {
       503: error("Database unavailable; see Retry-After"),
     },
   });
-  for (const [path, summary] of [
-    ["/health", "Liveness: the Worker answers"],
-    ["/health/db", "Readiness of the database path"],
-  ] as const) {
+  const status = z.object({ status: z.string() }).passthrough();
+  const json = (description: string, schema: z.ZodType) => ({
+    description,
+    content: { "application/json": { schema } },
+  });
+  const part = z
+    .object({ status: z.enum(["ok", "warn", "fail", "unknown"]) })
+    .passthrough()
+    .openapi("HealthPart");
+  const healthReport = z
+    .object({
+      status: z.enum(["healthy", "unhealthy"]),
+      failing: z.array(z.string()).openapi({ description: "The parts whose status is fail." }),
+      checks: z.object({
+        database: part,
+        migrations: part,
+        defaultPartition: part,
+        partitions: part,
+        ingestion: part,
+        jobs: part,
+      }),
+      timestamp: z.string(),
+    })
+    .openapi("HealthReport");
+  const healthRoutes = [
+    {
+      path: "/health",
+      summary: "Health: database, migrations, partitions, last ingestion and each job's last success",
+      description:
+        "503 (with Retry-After: 30) when any part fails, naming it in `failing`; thresholds in the README, Operations.",
+      ok: json("Every part ok, warn or unknown", healthReport),
+      unhealthy: json("At least one part failed", healthReport),
+    },
+    {
+      path: "/health/live",
+      summary: "Liveness: the Worker answers (no database)",
+      description: undefined,
+      ok: json("Alive", status),
+      unhealthy: undefined,
+    },
+    {
+      path: "/health/db",
+      summary: "Readiness of the database path",
+      description: undefined,
+      ok: json("Healthy", status),
+      unhealthy: json("Unhealthy", status),
+    },
+  ];
+  for (const { path, summary, description, ok, unhealthy } of healthRoutes) {
     api.openAPIRegistry.registerPath({
       method: "get",
       path,
       tags: ["health"],
       summary,
+      description,
       security: [],
-      responses: {
-        200: {
-          description: "Healthy",
-          content: { "application/json": { schema: z.object({ status: z.string() }).passthrough() } },
-        },
-        503: {
-          description: "Unhealthy",
-          content: { "application/json": { schema: z.object({ status: z.string() }).passthrough() } },
-        },
-      },
+      responses: unhealthy ? { 200: ok, 503: unhealthy } : { 200: ok },
     });
     ROUTE_ACCESS.set(`GET /api${path}`, "public");
   }
+  api.openAPIRegistry.registerPath({
+    method: "get",
+    path: "/version",
+    tags: ["health"],
+    summary: "The Worker's name, version and the git commit it was built from (`unknown` when not known)",
+    security: [],
+    responses: {
+      200: json("The build", z.object({ name: z.string(), version: z.string(), commit: z.string() })),
+    },
+  });
+  ROUTE_ACCESS.set("GET /api/version", "public");
+  // Behind the operator token, not a person's role: outside ROUTE_ACCESS and the RBAC matrix
+  // (test/worker/metrics.test.ts covers its answers).
+  api.openAPIRegistry.registerPath({
+    method: "get",
+    path: "/metrics",
+    tags: ["health"],
+    summary: "Prometheus metrics (text format 0.0.4)",
+    description: "Requires the OPERATOR_TOKEN secret; what each series means is in the README, Operations.",
+    security: [{ operatorToken: [] }],
+    responses: {
+      200: {
+        description: "Prometheus text exposition format",
+        content: { "text/plain": { schema: z.string() } },
+      },
+      401: error("Missing or wrong operator token"),
+      404: error("No OPERATOR_TOKEN is configured"),
+    },
+  });
   ROUTE_ACCESS.set("POST /api/ingestion", "signed");
   ROUTE_ACCESS.set("GET /api/openapi.json", "public");
 }

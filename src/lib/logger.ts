@@ -1,11 +1,47 @@
 /**
  * One JSON object per line, which Workers Logs and `wrangler tail` index.
- * Callers pass only what is safe to keep: never a secret, token or connection string.
+ * Callers pass only what is safe to keep: never a secret, token, connection string, query string or personal
+ * data. As a second line of defence the logger blanks fields whose name says they hold a credential and
+ * rewrites string values that look like one (a postgres:// URL, a bearer or personal token, a signing
+ * secret, an email address), so one careless field cannot put a secret into the logs.
  */
 export type LogFields = Record<string, unknown>;
 
+const SECRET_KEY =
+  /^(authorization|cookie|set-cookie|password|passwd|secret|token|api[_-]?key|plaintext|database_?url|connection(_?string)?|dsn|email|hmac_kek|operator_token)$/i;
+
+const SECRET_VALUES: [RegExp, string][] = [
+  [/\bpostgres(?:ql)?:\/\/[^\s"']+/gi, "[connection string]"],
+  [/\bBearer\s+[A-Za-z0-9._~+/=-]+/g, "Bearer [redacted]"],
+  [/\bap_[A-Za-z0-9_-]{16,}/g, "[token]"],
+  [/\bwhsec_[A-Za-z0-9+/=]{16,}/g, "[secret]"],
+  [/[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g, "[email]"],
+];
+
+function scrubString(value: string): string {
+  let out = value;
+  for (const [pattern, replacement] of SECRET_VALUES) out = out.replace(pattern, replacement);
+  return out;
+}
+
+function scrub(value: unknown, depth = 0): unknown {
+  if (typeof value === "string") return scrubString(value);
+  if (value === null || typeof value !== "object" || depth > 4) return value;
+  if (Array.isArray(value)) return value.map((item) => scrub(item, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) {
+    out[key] = SECRET_KEY.test(key) ? "[redacted]" : scrub(field, depth + 1);
+  }
+  return out;
+}
+
+/** The line as it is written: exported for tests. */
+export function formatLine(level: "info" | "warn" | "error", event: string, fields: LogFields): string {
+  return JSON.stringify({ level, event, ...(scrub(fields) as LogFields) });
+}
+
 export const log = {
-  info: (event: string, fields: LogFields = {}) => console.log(JSON.stringify({ level: "info", event, ...fields })),
-  warn: (event: string, fields: LogFields = {}) => console.warn(JSON.stringify({ level: "warn", event, ...fields })),
-  error: (event: string, fields: LogFields = {}) => console.error(JSON.stringify({ level: "error", event, ...fields })),
+  info: (event: string, fields: LogFields = {}) => console.log(formatLine("info", event, fields)),
+  warn: (event: string, fields: LogFields = {}) => console.warn(formatLine("warn", event, fields)),
+  error: (event: string, fields: LogFields = {}) => console.error(formatLine("error", event, fields)),
 };

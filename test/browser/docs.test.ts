@@ -58,7 +58,7 @@ describe("the API reference at /docs, rendered by Scalar in Chromium", () => {
     worker = await startWranglerDev({
       vars: { ENVIRONMENT: "test" },
       // Liveness only: no database behind this Worker, and the reference needs none.
-      healthPath: "/api/health",
+      healthPath: "/api/health/live",
       persistTo: join(workDir, "wrangler-state"),
     });
     const origin = new URL(worker.url).origin;

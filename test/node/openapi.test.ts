@@ -47,7 +47,7 @@ describe("OpenAPI document and API reference, served by the Worker", () => {
     worker = await startWranglerDev({
       vars: { ENVIRONMENT: "test" },
       // Liveness only: no database behind this Worker, and these routes need none.
-      healthPath: "/api/health",
+      healthPath: "/api/health/live",
       persistTo: join(workDir, "wrangler-state"),
     });
     const res = await fetch(`${worker.url}/api/openapi.json`);
@@ -88,7 +88,7 @@ describe("OpenAPI document and API reference, served by the Worker", () => {
     expect(Object.keys(body?.properties ?? {})).toEqual(
       expect.arrayContaining(["repo_id", "commit_sha", "run_id", "framework", "tests", "reports"]),
     );
-    for (const path of ["/health", "/health/db"]) {
+    for (const path of ["/health", "/health/live", "/health/db", "/version"]) {
       expect(find("get", path)?.security, path).toEqual([]);
       expect(find("get", path)?.responses).toHaveProperty("200");
     }

@@ -132,12 +132,16 @@ const MATRIX: Record<string, Entry> = {
   "POST /api/ingestion": { need: "user", path: () => "" },
   "GET /api/health": { need: "user", path: () => "" },
   "GET /api/health/db": { need: "user", path: () => "" },
+  "GET /api/health/live": { need: "user", path: () => "" },
+  "GET /api/version": { need: "user", path: () => "" },
   "GET /api/openapi.json": { need: "user", path: () => "" },
 };
 const NOT_TOKEN_ROUTES = new Set([
   "POST /api/ingestion",
   "GET /api/health",
   "GET /api/health/db",
+  "GET /api/health/live",
+  "GET /api/version",
   "GET /api/openapi.json",
 ]);
 

@@ -1,9 +1,10 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 
-describe("GET /api/health", () => {
+describe("GET /api/health/live", () => {
+  // Liveness moved here from GET /api/health when that became the aggregate (issue 12).
   it("answers without touching the database", async () => {
-    const res = await exports.default.fetch("http://worker/api/health");
+    const res = await exports.default.fetch("http://worker/api/health/live");
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: "ok" });
     expect(res.headers.get("X-Request-Id")).toMatch(/^[0-9a-f-]{36}$/);
