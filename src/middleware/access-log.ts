@@ -18,6 +18,21 @@ export function routePattern(c: Context<AppEnv>): string {
   return endpoint?.path ?? "unmatched";
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The repository a request was for, once the Worker knows it: set by the signed upload, or the route's
+ * repoId once the caller was found to have a role on it. A path parameter alone is whatever the client
+ * typed, so it is not logged.
+ */
+function knownRepoId(c: Context<AppEnv>): string | undefined {
+  const set = c.get("repoId");
+  if (set) return set;
+  if (!c.get("role")) return undefined;
+  const param = c.req.param("repoId");
+  return typeof param === "string" && UUID.test(param) ? param : undefined;
+}
+
 /** One structured line per request, and the request's place in the latency histograms. */
 export const accessLog = createMiddleware<AppEnv>(async (c, next) => {
   const started = performance.now();
@@ -34,7 +49,7 @@ export const accessLog = createMiddleware<AppEnv>(async (c, next) => {
       route,
       status,
       ms,
-      repoId: c.get("repoId"),
+      repoId: knownRepoId(c),
     });
   }
 });

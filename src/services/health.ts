@@ -199,12 +199,16 @@ async function checkJobs(db: Db, now: Date, periods: Record<string, number>): Pr
       ? Math.max(0, Math.round((now.getTime() - Date.parse(row.lastSucceeded)) / 1000))
       : null;
     let status: PartStatus;
-    if (periodMinutes === null) status = ageSeconds === null ? "unknown" : "ok";
-    else if (!row)
-      status = "unknown"; // never ran yet (a fresh deployment)
-    else if (ageSeconds === null)
+    if (!row) {
+      status = "unknown"; // never ran yet: a fresh deployment, or cron not firing (see the logs)
+    } else if (ageSeconds !== null) {
+      const stale = periodMinutes !== null && ageSeconds > periodMinutes * 60 * HEALTH_THRESHOLDS.missedPeriods;
+      status = stale ? "fail" : "ok";
+    } else if (row.lastOutcome === "failed") {
       status = "fail"; // ran, never succeeded
-    else status = ageSeconds > periodMinutes * 60 * HEALTH_THRESHOLDS.missedPeriods ? "fail" : "ok";
+    } else {
+      status = "warn"; // only skipped (something it needs is not configured), or its first run still running
+    }
     return {
       job,
       status,
