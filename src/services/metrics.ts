@@ -202,7 +202,7 @@ export function renderMetrics(facts: DatabaseFacts | null, now = Date.now()): st
     out.family(
       "anchorpipe_upload_auth_failures_total",
       "counter",
-      "Refused upload authentications by reason (database: auth_failure_tallies, kept 90 days).",
+      "Refused upload authentications by reason (database: auth_failure_tallies).",
     );
     for (const { reason, failures } of facts.authFailures) {
       out.sample("anchorpipe_upload_auth_failures_total", { reason }, failures);
