@@ -124,6 +124,9 @@ export function rescoreQuery(
             as streak_unpassed,
           sum(s.fail_w) filter (where not s.outage and s.started_at <= s.last_pass_at) as fail_w_before,
           sum(s.pass_w) filter (where not s.outage and s.started_at <= s.last_pass_at) as pass_w_before,
+          -- Up to the last failure: the rate the passes since then are judged against.
+          sum(s.fail_w) filter (where not s.outage and s.started_at <= s.last_failure_at) as fail_w_to_failure,
+          sum(s.pass_w) filter (where not s.outage and s.started_at <= s.last_failure_at) as pass_w_to_failure,
           count(*) filter (where not s.outage and s.started_at > coalesce(s.last_failure_at, '-infinity'))
             as passes_since_failure,
           -- In time order, as the aggregates see them.
@@ -207,7 +210,10 @@ export function rescoreQuery(
         ${num(m.priorStrength)} * p.rate + coalesce(a.fail_w, 0) as alpha,
         ${num(m.priorStrength)} * (1 - p.rate) + coalesce(a.pass_w, 0) as beta,
         (${num(m.priorStrength)} * p.rate + coalesce(a.fail_w_before, 0))
-          / (${num(m.priorStrength)} + coalesce(a.fail_w_before, 0) + coalesce(a.pass_w_before, 0)) as p_before
+          / (${num(m.priorStrength)} + coalesce(a.fail_w_before, 0) + coalesce(a.pass_w_before, 0)) as p_before,
+        (${num(m.priorStrength)} * p.rate + coalesce(a.fail_w_to_failure, 0))
+          / (${num(m.priorStrength)} + coalesce(a.fail_w_to_failure, 0) + coalesce(a.pass_w_to_failure, 0))
+          as p_at_failure
       from agg a
       left join pooled pl on pl.test_case_id = a.test_case_id
       left join clustered cl on cl.test_case_id = a.test_case_id
@@ -227,7 +233,7 @@ export function rescoreQuery(
         (b.fail_streak >= ${m.brokenMinStreak}::int and b.streak_unpassed
           and power(b.p_before, b.fail_streak) < ${num(m.brokenAlpha)}) as broken,
         (b.contradictions + b.retry_recoveries > 0 and b.passes_since_failure > 0
-          and power(1 - b.p, b.passes_since_failure) < ${num(m.recoveryAlpha)}) as recovered
+          and power(1 - b.p_at_failure, b.passes_since_failure) < ${num(m.recoveryAlpha)}) as recovered
       from bounds b
     ), classed as (
       select v.*, cfg.*,
@@ -266,7 +272,7 @@ export function rescoreQuery(
           when f.broken then format('failed its last %s runs, on code where it never passed: broken, not flaky',
             f.fail_streak)
           when f.recovered then format('%s passes in a row since its last failure, which a test failing %s%% of runs would'
-            || ' manage less than 1%% of the time: considered fixed', f.passes_since_failure, ${pct(sql`f.p`)})
+            || ' manage less than 1%% of the time: considered fixed', f.passes_since_failure, ${pct(sql`f.p_at_failure`)})
           when f.flaky then format('%s commit(s) with both a pass and a failure, %s retry recover%s; fails about %s%% of runs'
             || ' on good code (95%% bounds %s–%s%%)', f.contradictions, f.retry_recoveries,
             case when f.retry_recoveries = 1 then 'y' else 'ies' end, ${pct(sql`f.p`)}, ${pct(sql`f.p_lower`)},
@@ -287,7 +293,8 @@ export function rescoreQuery(
         'failureProbability', jsonb_build_object(
           'estimate', round(f.p::numeric, 5), 'lower', round(f.p_lower::numeric, 5),
           'upper', round(f.p_upper::numeric, 5), 'effectiveRuns', round(f.n_eff::numeric, 2),
-          'priorRate', round(f.prior_rate::numeric, 5), 'priorStrength', ${num(m.priorStrength)}),
+          'priorRate', round(f.prior_rate::numeric, 5), 'priorStrength', ${num(m.priorStrength)},
+          'atLastFailure', round(f.p_at_failure::numeric, 5)),
         'factors', jsonb_build_object(
           'passRate', jsonb_build_object('value', round(f.pass_rate::numeric, 4), 'term', round(f.t_pass::numeric, 4),
             'weight', f.w_pass),
