@@ -19,13 +19,6 @@ export const RECOMPUTE_MAX_REPOS = 500;
  * minutes, and retention runs before it in the same invocation; the lease is 20). Wall clock on purpose: it bounds the work, not what the work computes.
  */
 export const RECOMPUTE_BUDGET_MS = 8 * 60 * 1000;
-/**
- * A repository whose last completed upload was received this long before its last scoring is settled: every
- * run it has started before the scoring horizon (a run's startedAt may be at most a day past its upload's
- * receipt, and a split upload takes at most an hour to complete), so its windows were already empty and no
- * later asOf changes a row. The second day is margin.
- */
-const SETTLED_AFTER_DAYS = DEFAULT_SCORING_MODEL.horizonDays + 2;
 
 export interface DueRepository {
   repoId: string;
@@ -40,8 +33,9 @@ export interface DueRepository {
  *
  * Due: some test case has no score, or the oldest score is at least RECOMPUTE_INTERVAL_MS old (a score is written with the
  * time of the upload or job that computed it, so a repository whose uploads rescore every test keeps fresh
- * scores and is not recomputed on top), unless the repository is settled (above) and its config has not
- * changed since. First the repositories with a completed upload within the scoring horizon (their windows
+ * scores and is not recomputed on top). A dormant repository stays due every interval: its scores must still
+ * lose the runs that leave the horizon or that retention deletes (an earlier rule that skipped repositories
+ * without recent uploads kept stale scores once retention had deleted their uploads). First the repositories with a completed upload within the scoring horizon (their windows
  * hold runs, so decay and sliding windows move their scores), then the rest; within each, the longest
  * without a recompute first (never first), so none starves when more are due than one invocation takes.
  *
@@ -68,17 +62,13 @@ export async function dueRepositories(
       select repo_id, max(received_at) as last_upload from ingestions where completed_at is not null group by repo_id
     ), candidates as (
       select c.repo_id, case when coalesce(s.scored, 0) >= c.cases then s.last_scored end as last_scored,
-        u.last_upload, rc.updated_at as config_updated_at
+        u.last_upload
       from cases c
       left join scored s on s.repo_id = c.repo_id
       left join uploads u on u.repo_id = c.repo_id
-      left join repository_configs rc on rc.repo_id = c.repo_id
     ), due as (
       select * from candidates
-      where (last_scored is null or last_scored <= ${at} - make_interval(secs => ${RECOMPUTE_INTERVAL_MS / 1000}::int))
-        and not (last_scored is not null
-          and coalesce(last_upload, '-infinity') < last_scored - make_interval(days => ${SETTLED_AFTER_DAYS}::int)
-          and coalesce(config_updated_at, '-infinity') < last_scored)
+      where last_scored is null or last_scored <= ${at} - make_interval(secs => ${RECOMPUTE_INTERVAL_MS / 1000}::int)
     )
     select repo_id, last_scored, last_upload, count(*) over () as due
     from due

@@ -3,17 +3,19 @@ import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
-import { RECOMPUTE_MAX_REPOS } from "../../src/jobs/flake-recompute";
+import { SCHEDULE } from "../../src/jobs";
+import { flakeRecompute, RECOMPUTE_INTERVAL_MS } from "../../src/jobs/flake-recompute";
 import { payload, repoWithSecret, testDb, upload } from "./ingestion-support";
 
 /**
  * The scheduled full recompute through the Worker's scheduled handler, on runs stored by real uploads.
  *
- * The suite's database is shared with the other test files, so the job also recomputes their repositories
- * (each invocation takes the most overdue `RECOMPUTE_MAX_REPOS`): the test triggers it until this file's
- * repository has been done, and looks only at that repository's rows.
+ * The suite's database is shared with the other test files, so the job also recomputes their repositories;
+ * the test looks only at its own. The ledger (job_runs) runs a job once per scheduled time, so when this
+ * file's repository is not among those one invocation takes, the next try is a millisecond later, and that
+ * invocation's scheduled time is the `asOf` the rows must carry.
  */
-const CRON = "41 * * * *";
+const CRON = Object.entries(SCHEDULE).find(([, jobs]) => jobs.includes(flakeRecompute))?.[0] as string;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const sha = (n: number) => n.toString(16).padStart(40, "0");
@@ -21,13 +23,14 @@ const sha = (n: number) => n.toString(16).padStart(40, "0");
 type Event = Record<string, unknown> & { event: string };
 
 /**
- * One invocation of the cron's scheduled handler; its log lines. Another file's repository may fail (say, its
- * test cases deleted under the recompute), which fails the invocation: that is logged, and tolerated here.
+ * One invocation of the cron's scheduled handler; its log lines. Another job of the cron, or another file's
+ * repository, may fail the invocation: that is in the log lines, and tolerated here.
  */
 async function trigger(scheduledTime: number): Promise<Event[]> {
   const lines: string[] = [];
   const info = vi.spyOn(console, "log").mockImplementation((line: string) => lines.push(line));
   const error = vi.spyOn(console, "error").mockImplementation((line: string) => lines.push(line));
+  const warn = vi.spyOn(console, "warn").mockImplementation((line: string) => lines.push(line));
   try {
     await worker.scheduled(createScheduledController({ cron: CRON, scheduledTime }), env);
   } catch {
@@ -35,27 +38,26 @@ async function trigger(scheduledTime: number): Promise<Event[]> {
   } finally {
     info.mockRestore();
     error.mockRestore();
+    warn.mockRestore();
   }
   return lines.map((line) => JSON.parse(line) as Event);
 }
 
 const recomputed = (events: Event[], repoId: string) =>
-  events.some((e) => e.event === "job.flake_recompute.repo" && e.repoId === repoId);
+  events.find((e) => e.event === "job.flake_recompute.repo" && e.repoId === repoId);
 
-/** Triggers the job at `scheduledTime` until `repoId` was recomputed (or nothing is due); its log lines. */
-async function recomputeUntilDone(repoId: string, scheduledTime: number): Promise<Event[]> {
-  const events: Event[] = [];
-  for (let i = 0; i < 200; i++) {
-    const batch = await trigger(scheduledTime);
-    events.push(...batch);
-    const summary = batch.find((e) => e.event === "job.flake_recompute");
-    expect(summary, "the job logs a summary").toBeDefined();
-    expect(summary?.recomputed).toBeLessThanOrEqual(RECOMPUTE_MAX_REPOS);
-    expect(batch.filter((e) => e.event === "job.flake_recompute.repo_failed" && e.repoId === repoId)).toEqual([]);
-    if (recomputed(batch, repoId)) break;
-    if (summary?.remaining === 0) break;
+/** Triggers the job from `scheduledTime` on (a millisecond later each time) until `repoId` is recomputed. */
+async function recomputeFrom(repoId: string, scheduledTime: number): Promise<{ at: number; done: Event }> {
+  let last: Event[] = [];
+  for (let i = 0; i < 20; i++) {
+    const at = scheduledTime + i;
+    const events = await trigger(at);
+    last = events.filter((e) => e.event === "job.run" || e.event === "job.flake_recompute");
+    expect(events.filter((e) => e.event === "job.flake_recompute.repo_failed" && e.repoId === repoId)).toEqual([]);
+    const done = recomputed(events, repoId);
+    if (done) return { at, done };
   }
-  return events;
+  throw new Error(`repository ${repoId} was not recomputed; the last invocation: ${JSON.stringify(last)}`);
 }
 
 type Row = Record<string, unknown>;
@@ -75,10 +77,14 @@ afterEach(() => {
 });
 
 describe("scheduled flake recompute", () => {
+  it("is scheduled", () => {
+    expect(CRON).toBeDefined();
+  });
+
   it("recomputes a repository as of the scheduled time, idempotently, and decay moves with it", async () => {
     const repo = await repoWithSecret("flake-recompute");
-    // Eight CI runs 12 hours apart, ending two days ago; runs 2k and 2k+1 share a commit. `flaky` fails on runs 3
-    // and 6, each time on a commit where it also passed: two contradictions.
+    // Eight CI runs 12 hours apart, ending two and a half days ago; runs 2k and 2k+1 share a commit. `flaky`
+    // fails on runs 3 and 6, each time on a commit where it also passed: two contradictions.
     const start = Math.floor(Date.now() / HOUR) * HOUR - 6 * DAY;
     for (let i = 0; i < 8; i++) {
       const startedAt = new Date(start + i * 12 * HOUR).toISOString();
@@ -94,11 +100,9 @@ describe("scheduled flake recompute", () => {
       expect(res.status, await res.clone().text()).toBe(200);
     }
 
-    // T: a scheduled minute of the cron more than a day after the uploads (scores they wrote are then a day old).
-    const T = Math.floor(Date.now() / HOUR) * HOUR + 25 * HOUR + 41 * 60_000;
-    const events = await recomputeUntilDone(repo.repoId, T);
-    const done = events.find((e) => e.event === "job.flake_recompute.repo" && e.repoId === repo.repoId);
-    expect(done, "this repository was recomputed").toMatchObject({ scored: 4, broken: 0 });
+    // A scheduled time two days on: the scores the uploads wrote are then older than the interval.
+    const { at: T, done } = await recomputeFrom(repo.repoId, Math.floor(Date.now() / HOUR) * HOUR + 2 * DAY);
+    expect(done).toMatchObject({ scored: 4, broken: 0 });
 
     const first = await scoreRows(repo.repoId);
     expect(first).toHaveLength(4);
@@ -110,52 +114,42 @@ describe("scheduled flake recompute", () => {
     }
     const rows = byName(first);
     expect(rows.flaky.class).toMatch(/^(flaky|highly_flaky)$/);
-    expect((rows.flaky.ml_prediction_data as { evidence: { contradictions: number } }).evidence.contradictions).toBe(2);
+    const evidence = (rows.flaky.ml_prediction_data as { evidence: { contradictions: number } }).evidence;
+    expect(evidence.contradictions).toBe(2);
     expect(rows["stable-a"].class).toBe("stable");
     const recency = Number(rows.flaky.recency_fail);
     expect(recency).toBeGreaterThan(0);
 
-    // The same scheduled time again: this repository is no longer due, and its rows are untouched.
+    // The same scheduled time again (a retried invocation): this repository is not recomputed, its rows stay.
     const again = await trigger(T);
-    expect(recomputed(again, repo.repoId)).toBe(false);
+    expect(recomputed(again, repo.repoId)).toBeUndefined();
     expect(await scoreRows(repo.repoId)).toEqual(first);
 
-    // A test case without a score makes the repository due again; recomputed at T, it gets the same rows.
-    await testDb().execute(sql`
-      delete from flake_scores where repo_id = ${repo.repoId}
-        and test_case_id = (select id from test_cases where repo_id = ${repo.repoId} and name = 'stable-b')`);
-    const redo = await recomputeUntilDone(repo.repoId, T);
-    expect(recomputed(redo, repo.repoId)).toBe(true);
-    expect(await scoreRows(repo.repoId)).toEqual(first);
-
-    // Thirty days on: the windows are the same runs, the last failure's recency has decayed by 2^(-30/14).
-    const later = T + 30 * DAY;
-    const moved = await recomputeUntilDone(repo.repoId, later);
-    expect(recomputed(moved, repo.repoId)).toBe(true);
+    // Twenty days on: the same runs in the window, the last failure's recency decayed by 2^(-20/14).
+    const later = await recomputeFrom(repo.repoId, T + 20 * DAY);
     const after = byName(await scoreRows(repo.repoId));
-    expect((after.flaky.ml_prediction_data as { asOf: string }).asOf).toBe(new Date(later).toISOString());
+    expect((after.flaky.ml_prediction_data as { asOf: string }).asOf).toBe(new Date(later.at).toISOString());
     expect(after.flaky.runs_considered).toBe(8);
     const decayed = Number(after.flaky.recency_fail);
     expect(decayed).toBeLessThan(recency);
-    expect(decayed / recency).toBeCloseTo(2 ** (-30 / 14), 4);
+    expect(decayed / recency).toBeCloseTo(2 ** (-(later.at - T) / (14 * DAY)), 4);
     // Evidence ages but is still in the window; first_flaky_at is kept.
     expect(after.flaky.first_flaky_at).toEqual(rows.flaky.first_flaky_at);
   }, 180_000);
 
-  it("leaves a repository alone when its scores are less than a day old", async () => {
+  it("leaves a repository alone while its scores are younger than the interval", async () => {
     const repo = await repoWithSecret("flake-recompute-fresh");
     const startedAt = new Date(Math.floor(Date.now() / HOUR) * HOUR - DAY).toISOString();
     const tests = [{ path: "src/fresh.test.ts", name: "only", status: "pass", startedAt, durationMs: 1 }];
     expect((await upload(payload(repo.repoId, { run_id: "fresh-1" }, tests), repo)).status).toBe(200);
-    const T = Math.floor(Date.now() / HOUR) * HOUR + 26 * HOUR + 41 * 60_000;
-    await recomputeUntilDone(repo.repoId, T);
+    // Later than the first test's times, so the repositories that one recomputed are not due again.
+    const { at: T } = await recomputeFrom(repo.repoId, Math.floor(Date.now() / HOUR) * HOUR + 40 * DAY);
     const [row] = await scoreRows(repo.repoId);
     expect(Number(row.updated_ms)).toBe(T);
-    // 23 hours later it is not due; 24 hours later it is.
-    const soon = await trigger(T + 23 * HOUR);
-    expect(recomputed(soon, repo.repoId)).toBe(false);
-    await recomputeUntilDone(repo.repoId, T + DAY);
+    // An hour short of the interval it is not due; at the interval it is.
+    expect(recomputed(await trigger(T + RECOMPUTE_INTERVAL_MS - HOUR), repo.repoId)).toBeUndefined();
+    const { at } = await recomputeFrom(repo.repoId, T + RECOMPUTE_INTERVAL_MS);
     const [next] = await scoreRows(repo.repoId);
-    expect(Number(next.updated_ms)).toBe(T + DAY);
+    expect(Number(next.updated_ms)).toBe(at);
   }, 180_000);
 });
