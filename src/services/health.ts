@@ -152,14 +152,26 @@ async function readTables(db: Db, now: Date) {
 }
 
 /**
- * The ledger of applied migrations belongs to anchorpipe_migrator; the Worker's role may not be allowed to
- * read it (migration 0003 revokes it), which is "unknown", not a failure.
+ * The ledger of applied migrations belongs to anchorpipe_migrator, and migration 0003 revokes it from the
+ * Worker's roles. A SECURITY DEFINER function `anchorpipe_applied_migrations()` returning its tags, granted
+ * to them, is read first when a migration provides it; else the table itself (the owner can read it).
+ * Neither readable is "unknown", not a failure.
  */
+async function readAppliedMigrations(db: Db): Promise<string[]> {
+  try {
+    const result = await db.execute<{ tag: string }>(sql`select tag from anchorpipe_applied_migrations() as tag`);
+    return result.rows.map((r) => r.tag).sort();
+  } catch (error) {
+    if (findSqlState(error) !== "42883") throw error; // anything but "no such function"
+  }
+  const result = await db.execute<{ tag: string }>(sql`select tag from anchorpipe_migrations order by tag`);
+  return result.rows.map((r) => r.tag);
+}
+
 async function checkMigrations(db: Db, expected: readonly string[]): Promise<HealthPart> {
   let applied: string[];
   try {
-    const result = await db.execute<{ tag: string }>(sql`select tag from anchorpipe_migrations order by tag`);
-    applied = result.rows.map((r) => r.tag);
+    applied = await readAppliedMigrations(db);
   } catch (error) {
     return unknown(`the migrations ledger cannot be read (${findSqlState(error) ?? "no SQLSTATE"})`);
   }

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/neon-http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as schema from "../../src/db/schema/index.ts";
@@ -64,6 +65,28 @@ describe("the health aggregate on its own database", () => {
     expect(asWorker.checks.migrations).toMatchObject({ status: "unknown" });
     expect(asWorker.checks.migrations.reason).toMatch(/42501/);
     expect(asWorker.failing).not.toContain("migrations");
+  });
+
+  it("migrations as the Worker's role through anchorpipe_applied_migrations(), once a migration provides it", async () => {
+    // What such a migration would hold: the ledger's tags, readable by the Worker's roles and nothing more.
+    // As anchorpipe_migrator, the ledger's owner, as the migration would run.
+    await owner.batch([
+      owner.execute(sql`CREATE FUNCTION anchorpipe_applied_migrations() RETURNS SETOF text
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
+        AS $$ SELECT tag FROM anchorpipe_migrations ORDER BY tag $$`),
+      owner.execute(sql`REVOKE ALL ON FUNCTION anchorpipe_applied_migrations() FROM PUBLIC`),
+      owner.execute(sql`GRANT EXECUTE ON FUNCTION anchorpipe_applied_migrations() TO anchorpipe_app`),
+    ]);
+    try {
+      const report = await checkHealth({ db: worker, now: () => new Date() });
+      expect(report.checks.migrations).toMatchObject({
+        status: "ok",
+        applied: EXPECTED_MIGRATIONS.length,
+        pending: [],
+      });
+    } finally {
+      await owner.execute(sql`DROP FUNCTION anchorpipe_applied_migrations()`);
+    }
   });
 
   it("rows in the default partition fail (and the answer names the part)", async () => {
