@@ -1,8 +1,11 @@
+import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { repos } from "../../src/db/schema";
 import { loadConfig } from "../../src/env";
+import worker from "../../src/index";
+import { flakeRecompute } from "../../src/jobs/flake-recompute";
 import { retention } from "../../src/jobs/retention";
 import { runRetention } from "../../src/services/retention";
 import { type MonthManifest, manifestKey, readManifest } from "../../src/services/retention/manifest";
@@ -299,5 +302,29 @@ describe("retention (ST-317)", () => {
 
     const withoutBucket = await retention.run({ config, env: { ...env, ARCHIVE: undefined }, db, scheduledTime: at });
     expect(withoutBucket.outcome).toBe("skipped");
+  });
+
+  it("runs from the Worker's scheduled() on the daily trigger and is recorded in job_runs", async () => {
+    const at = new Date("2020-06-10T03:17:00Z");
+    const repo = await newRepo(30);
+    await seedRuns(repo, "2020-03-01T00:00:00Z", "2020-06-09T00:00:00Z", "1 day");
+    const expired = await runIds(repo, new Date(at.getTime() - 30 * DAY));
+    // The rescoring shares the daily trigger; as of 2020 it would rescore the shared database's repositories.
+    const recompute = vi.spyOn(flakeRecompute, "run").mockResolvedValue({ outcome: "skipped", note: "stubbed" });
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    try {
+      await worker.scheduled(createScheduledController({ cron: "17 3 * * *", scheduledTime: at.getTime() }), env);
+    } finally {
+      recompute.mockRestore();
+      log.mockRestore();
+    }
+    const ledger = await db.execute<{ outcome: string; counts: Record<string, number> }>(sql`
+      select outcome, counts from job_runs where job = 'retention' and scheduled_at = ${at.toISOString()}::timestamptz`);
+    expect(ledger.rows).toEqual([
+      { outcome: "succeeded", counts: expect.objectContaining({ runsArchived: expired.length, complete: 1 }) },
+    ]);
+    expect(await runIds(repo, new Date(at.getTime() - 30 * DAY))).toEqual([]);
+    const archived = await archivedRunIds(repo, ["2020-03", "2020-04", "2020-05"]);
+    expect(archived.ids.sort()).toEqual([...expired].sort());
   });
 });
