@@ -47,7 +47,13 @@ export default defineConfig({
             },
           })),
         ],
-        test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 30_000 },
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          testTimeout: 30_000,
+          // Scans each file's console output for secrets when it ends (test/worker/log-scan.setup.ts).
+          setupFiles: ["./test/worker/log-scan.setup.ts"],
+        },
       },
     ],
   },

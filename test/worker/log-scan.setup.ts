@@ -1,0 +1,63 @@
+import { env } from "cloudflare:workers";
+import { afterAll, expect } from "vitest";
+
+/**
+ * Every worker test file's console output, checked when the file ends (vitest.config.ts, setupFiles): no
+ * connection string with a password, no personal token or signing secret, and none of the run's own
+ * secrets (the database URLs and their passwords, the key-encryption key) in anything the Worker or the
+ * tests printed. Lines a test swallows with its own console spy are that test's to check
+ * (test/worker/logs.test.ts scans a whole session that way, emails and query strings included).
+ */
+const printed: string[] = [];
+
+function text(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return `${value.name}: ${value.message}`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+for (const level of ["log", "info", "warn", "error", "debug"] as const) {
+  const original = console[level].bind(console);
+  console[level] = (...args: unknown[]) => {
+    printed.push(args.map(text).join(" "));
+    original(...args);
+  };
+}
+
+const SHAPES: [string, RegExp][] = [
+  ["a connection string with a password", /\bpostgres(?:ql)?:\/\/[^\s"'/@:]+:[^\s"'@]+@/i],
+  ["a personal token", /\bap_[A-Za-z0-9_-]{40,}/],
+  ["a signing secret", /\bwhsec_[A-Za-z0-9+/]{40,}/],
+];
+
+function runSecrets(): [string, string][] {
+  const secrets: [string, string][] = [];
+  for (const name of ["DATABASE_URL", "DATABASE_URL_READONLY"] as const) {
+    const url = env[name];
+    if (!url) continue;
+    secrets.push([name, url]);
+    const password = decodeURIComponent(new URL(url).password);
+    if (password.length >= 8) secrets.push([`${name}'s password`, password]);
+  }
+  for (const part of (env.HMAC_KEK ?? "").split(",")) {
+    const key = part.split(":")[1];
+    if (key) secrets.push(["HMAC_KEK", key]);
+  }
+  return secrets;
+}
+
+afterAll(() => {
+  const leaks: string[] = [];
+  const secrets = runSecrets();
+  printed.forEach((line, i) => {
+    for (const [what, shape] of SHAPES) if (shape.test(line)) leaks.push(`line ${i + 1}: ${what}`);
+    for (const [what, value] of secrets) if (line.includes(value)) leaks.push(`line ${i + 1}: ${what}`);
+  });
+  printed.length = 0;
+  // Names the kind of leak and the line, never the secret itself.
+  expect(leaks, "console output carries a secret").toEqual([]);
+});
