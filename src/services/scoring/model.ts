@@ -44,7 +44,7 @@ export interface ScoringModel {
 }
 
 export const DEFAULT_SCORING_MODEL: ScoringModel = {
-  windowRuns: 50,
+  windowRuns: 60,
   horizonDays: 90,
   halfLifeDays: 14,
   outageShare: 0.5,
