@@ -264,6 +264,10 @@ describe("retention (ST-317)", () => {
     const expired = await runIds(repo, new Date(at.getTime() - 30 * DAY));
     const limits = { pageRows: 40, partMaxRows: 100, partMaxBytes: 1024 * 1024 };
 
+    // Out of time before it starts (the wall-clock budget): nothing archived, nothing removed.
+    const none = await runRetention(ctx(at), bucket, at, { budgetMs: 0, limits });
+    expect(none).toMatchObject({ complete: false, partsArchived: 0, runsDeleted: 0, partitionsDropped: [] });
+    expect(await runIds(repo, new Date(at.getTime() - 30 * DAY))).toEqual(expired.sort());
     const first = await runRetention(ctx(at), bucket, at, { maxParts: 1, limits });
     expect(first).toMatchObject({ complete: false, partsArchived: 1, runsArchived: 100, partitionsDropped: [] });
     // Nothing unarchived is removed: January is archived in part only, so nothing of it is deleted yet.

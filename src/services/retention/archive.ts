@@ -37,7 +37,7 @@ export interface ArchiveMonthResult {
 
 /**
  * Archives the repository's test runs of `month` created before `until` (capped at the month's end), as parts
- * appended to the month's manifest, writing at most `maxParts` parts. Resumes from the manifest: ranges already
+ * appended to the month's manifest, writing at most `maxParts` parts and none after `stopAt`. Resumes from the manifest: ranges already
  * archived are never read again, and a part is only recorded after its object is stored, so a run cut short
  * anywhere repeats at most the part it was writing (same key, same rows).
  *
@@ -48,7 +48,15 @@ export interface ArchiveMonthResult {
 export async function archiveRepoMonth(
   ctx: ServiceContext,
   bucket: ArchiveBucket,
-  input: { repoId: string; month: string; until: Date; maxParts: number; limits?: PartLimits },
+  input: {
+    repoId: string;
+    month: string;
+    until: Date;
+    maxParts: number;
+    /** Epoch ms after which no new part is started (a run's time budget). */
+    stopAt?: number;
+    limits?: PartLimits;
+  },
 ): Promise<ArchiveMonthResult> {
   const limits = input.limits ?? DEFAULT_PART_LIMITS;
   const { end: monthEnd } = monthBounds(input.month);
@@ -68,7 +76,8 @@ export async function archiveRepoMonth(
       until = target.toISOString();
       afterId = NIL_UUID;
     }
-    if (partsWritten >= input.maxParts) return { manifest, partsWritten, runsArchived, done: false };
+    if (partsWritten >= input.maxParts || (input.stopAt !== undefined && Date.now() >= input.stopAt))
+      return { manifest, partsWritten, runsArchived, done: false };
     const part = await writePart(ctx, bucket, {
       repoId: input.repoId,
       key: partKey(input.repoId, input.month, manifest.parts.length + 1),

@@ -21,11 +21,17 @@ export interface RetentionOptions {
   maxParts?: number;
   /** DELETE statements per kind of row per run at most. */
   maxDeleteBatches?: number;
+  /**
+   * Wall-clock budget of the archive and run deletes, in ms: no part or batch starts after it. A scheduled
+   * invocation may run 15 minutes and the daily one also runs the rescoring (up to 8), so 5 by default.
+   */
+  budgetMs?: number;
   limits?: PartLimits;
 }
 
 export const DEFAULT_MAX_PARTS = 200;
 export const DEFAULT_MAX_DELETE_BATCHES = 400;
+export const DEFAULT_BUDGET_MS = 5 * 60 * 1000;
 
 export interface RetentionCounts {
   /** Repository-months with runs past retention. */
@@ -69,6 +75,8 @@ export async function runRetention(
 ): Promise<RetentionCounts> {
   const maxDeleteBatches = options.maxDeleteBatches ?? DEFAULT_MAX_DELETE_BATCHES;
   let partsLeft = options.maxParts ?? DEFAULT_MAX_PARTS;
+  // The budget is about this invocation's running time, so it is the clock; the cut-off stays scheduledTime.
+  const stopAt = Date.now() + (options.budgetMs ?? DEFAULT_BUDGET_MS);
   const groups = await expiredMonths(ctx, scheduledTime);
   const expired = groups.filter((g) => g.expired > 0);
   const counts: RetentionCounts = {
@@ -95,6 +103,7 @@ export async function runRetention(
       month: group.month,
       until: group.cutoff,
       maxParts: partsLeft,
+      stopAt,
       limits: options.limits ?? DEFAULT_PART_LIMITS,
     });
     partsLeft -= result.partsWritten;
@@ -131,11 +140,17 @@ export async function runRetention(
     if (!archivedUntil) continue;
     const until = new Date(Math.min(archivedUntil.getTime(), group.cutoff.getTime()));
     if (until <= start) continue;
-    if (batchesLeft <= 0) {
+    if (batchesLeft <= 0 || Date.now() >= stopAt) {
       counts.complete = false;
       break;
     }
-    const result = await deleteRunRange(ctx, { repoId: group.repoId, from: start, until, maxBatches: batchesLeft });
+    const result = await deleteRunRange(ctx, {
+      repoId: group.repoId,
+      from: start,
+      until,
+      maxBatches: batchesLeft,
+      stopAt,
+    });
     batchesLeft -= result.batches;
     counts.runsDeleted += result.deleted;
     if (!result.done) counts.complete = false;

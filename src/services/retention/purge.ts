@@ -76,12 +76,12 @@ export const dropPartitionsBefore = (ctx: ServiceContext, before: Date) => dropT
  */
 export async function deleteRunRange(
   { db }: ServiceContext,
-  input: { repoId: string; from: Date; until: Date; maxBatches: number },
+  input: { repoId: string; from: Date; until: Date; maxBatches: number; stopAt?: number },
 ): Promise<{ deleted: number; batches: number; done: boolean }> {
   let deleted = 0;
   let batches = 0;
   let afterId = "00000000-0000-0000-0000-000000000000";
-  while (batches < input.maxBatches) {
+  while (batches < input.maxBatches && (input.stopAt === undefined || Date.now() < input.stopAt)) {
     const result = await db.execute<{ count: number; last: string | null }>(sql`
       with batch as (
         select id, created_at from test_runs
