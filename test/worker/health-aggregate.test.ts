@@ -48,6 +48,11 @@ describe("GET /api/health", () => {
     expect(Date.parse(body.timestamp)).not.toBeNaN();
   });
 
+  it("calls within HEALTH_CACHE_MS share one check (a public endpoint cannot load the database)", async () => {
+    const answers = await Promise.all([health(), health(), health()]);
+    expect(new Set(answers.map(({ body }) => body.timestamp)).size).toBe(1);
+  });
+
   it("503 naming the database, with Retry-After, when the gateway is down; no connection string", async () => {
     const { res, body } = await health({ ...env, DATABASE_URL: "postgres://anchorpipe:test@127.0.0.1:9/anchorpipe" });
     expect(res.status).toBe(503);
