@@ -90,11 +90,12 @@ async function setScore(repoId: string, testId: string, spec: ScoreSpec) {
     failureProbability: { estimate: spec.estimate, lower: spec.estimate / 2, upper: Math.min(1, spec.estimate * 2) },
   };
   await testDb().execute(sql`
-    insert into flake_scores (test_case_id, repo_id, runs_considered, pass_rate, volatility, recency_fail, clustering,
-      score, class, ml_prediction_data, updated_at)
-    values (${testId}, ${repoId}, ${spec.runs ?? 4}, 0.9, 0.2, 0.5, 0.1, ${spec.score}, ${spec.class},
+    insert into flake_scores (test_case_id, repo_id, window_n, runs_considered, pass_rate, volatility, recency_fail,
+      clustering, score, class, ml_prediction_data, updated_at)
+    values (${testId}, ${repoId}, 50, ${spec.runs ?? 4}, 0.9, 0.2, 0.5, 0.1, ${spec.score}, ${spec.class},
       ${JSON.stringify(explanation)}::jsonb, ${NOW.toISOString()})
-    on conflict (test_case_id) do update set runs_considered = excluded.runs_considered, pass_rate = excluded.pass_rate,
+    on conflict (test_case_id) do update set window_n = excluded.window_n, runs_considered = excluded.runs_considered,
+      pass_rate = excluded.pass_rate,
       volatility = excluded.volatility, recency_fail = excluded.recency_fail, clustering = excluded.clustering,
       first_flaky_at = null, last_flaky_at = null, score = excluded.score,
       class = excluded.class, ml_prediction_data = excluded.ml_prediction_data, updated_at = excluded.updated_at`);
