@@ -11,10 +11,12 @@
  * embedded database keeps its data between runs.
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
+import { parse as parseToml } from "smol-toml";
 import type { DevDatabaseMessage } from "./dev-database.ts";
+import { startLocalCron } from "./jobs/local-cron.ts";
 
 const HOST = "127.0.0.1";
 const workerPort = Number(process.env.PORT ?? 8787);
@@ -174,6 +176,13 @@ wranglerExited = new Promise<void>((resolve) => {
   wrangler?.once("exit", () => resolve());
   wrangler?.once("error", () => resolve());
 });
+// wrangler dev does not fire Cron Triggers: this does, at each minute one of wrangler.toml's crons is due
+// (health every 5 minutes), so the jobs run on their schedule and write their job_runs rows.
+const wranglerToml = parseToml(readFileSync(path.join(import.meta.dirname, "../wrangler.toml"), "utf8")) as {
+  triggers?: { crons?: string[] };
+};
+const cron = startLocalCron({ workerUrl: `http://${HOST}:${workerPort}`, crons: wranglerToml.triggers?.crons ?? [] });
+void wranglerExited.then(() => cron.stop());
 wrangler.on("error", (error) => {
   if (stopping) return;
   console.error(`\n✖ wrangler dev could not be started: ${error.message}\n  Stopping the database and gateway.`);

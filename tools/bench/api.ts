@@ -304,7 +304,7 @@ PostgreSQL: ${backend.description}; machine: ${process.platform} ${process.arch}
   }
 }
 
-const floorNoDatabase = "floor: GET /api/health (no database)";
+const floorNoDatabase = "floor: GET /api/health/live (no database)";
 
 /**
  * What any request costs through this stack, for comparison: no database at all; one `select 1`; the
@@ -313,7 +313,7 @@ const floorNoDatabase = "floor: GET /api/health (no database)";
 function floors(operatorToken: string): Read[] {
   const call = (path: string, direct: Call["direct"]): Call => ({ path, token: operatorToken, minItems: 0, direct });
   return [
-    { name: floorNoDatabase, calls: [call("/api/health", async () => {})] },
+    { name: floorNoDatabase, calls: [call("/api/health/live", async () => {})] },
     {
       name: "floor: GET /api/health/db (select 1)",
       calls: [call("/api/health/db", (ctx) => ctx.db.execute(sql`select 1`))],
