@@ -5,6 +5,7 @@ import { LIMITS, payloadSchema } from "../contract/ingestion";
 import { ApiError } from "../lib/errors";
 import { apiApp, errorSchema, ROUTE_ACCESS } from "./openapi";
 import { codeownersRoutes } from "./routes/codeowners";
+import { dataRequestRoutes } from "./routes/data-requests";
 import { flakyRoutes } from "./routes/flaky";
 import { identityRoutes } from "./routes/identity";
 import { readRoutes } from "./routes/reads";
@@ -37,6 +38,7 @@ export function createApi() {
   api.route("/", readRoutes);
   api.route("/", codeownersRoutes);
   api.route("/", flakyRoutes);
+  api.route("/", dataRequestRoutes);
   documentSeparateRoutes(api);
   api.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -8,6 +8,7 @@ import { flakeRecompute } from "./flake-recompute";
 import { incompleteUploadCleanup } from "./incomplete-upload-cleanup";
 import { finishRun, takeLease } from "./ledger";
 import { partitionUpkeep } from "./partition-upkeep";
+import { privacyRequests } from "./privacy-requests";
 import { retention } from "./retention";
 import { DEFAULT_LEASE_MS, type Job, type JobContext, JobFailedError } from "./types";
 
@@ -19,7 +20,7 @@ import { DEFAULT_LEASE_MS, type Job, type JobContext, JobFailedError } from "./t
 export const SCHEDULE: Record<string, Job[]> = {
   "*/5 * * * *": [dbHealthCheck],
   "0 * * * *": [partitionUpkeep, incompleteUploadCleanup, expiredSessions],
-  "17 3 * * *": [retention, flakeRecompute],
+  "17 3 * * *": [retention, flakeRecompute, privacyRequests],
 };
 
 /** Every job once, for `npm run job` and the health endpoint. */

@@ -26,7 +26,7 @@ export const ENUMS: Record<string, string[]> = {
   notification_type: ["flake_detected", "score_threshold_breach", "system_alert", "ci_integration", "other"],
   notification_severity: ["info", "warning", "error", "critical"],
   dsr_type: ["export", "deletion"],
-  dsr_status: ["pending", "processing", "completed", "failed"],
+  dsr_status: ["pending", "processing", "completed", "failed", "rejected"],
   repo_role: ["admin", "member", "read_only"],
   audit_action: [
     "login_success",

@@ -1,8 +1,10 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ROUTE_ACCESS } from "../../src/api/openapi";
 import { createApp } from "../../src/app";
+import { signDownload } from "../../src/services/privacy/links";
+import { exportKey } from "../../src/services/privacy/process";
 import { createRepo } from "../../src/services/repos";
 import { setRole } from "../../src/services/roles";
 import { createSecret } from "../../src/services/secrets";
@@ -39,6 +41,8 @@ interface Entry {
   body?: (w: World) => unknown;
   /** A text/plain body instead of JSON. */
   text?: string;
+  /** A path made for the caller (a resource of their own), instead of `path`. */
+  pathFor?: (w: World, userId: string) => Promise<string>;
 }
 
 const MATRIX: Record<string, Entry> = {
@@ -128,6 +132,34 @@ const MATRIX: Record<string, Entry> = {
   "POST /api/notifications/{id}/read": { need: "user", path: () => "" },
   "GET /api/repos/{repoId}/audit": { need: "admin", path: (w) => `/api/repos/${w.repoId}/audit` },
   "GET /api/audit": { need: "platform", path: () => "/api/audit?action=role_assigned" },
+  "POST /api/me/data-requests": { need: "user", path: () => "/api/me/data-requests", body: () => ({ type: "export" }) },
+  "GET /api/me/data-requests": { need: "user", path: () => "/api/me/data-requests" },
+  "GET /api/me/data-requests/{requestId}": {
+    need: "user",
+    path: () => "",
+    pathFor: async (_w, userId) => `/api/me/data-requests/${await completedExport(userId)}`,
+  },
+  "POST /api/me/data-requests/{requestId}/download-link": {
+    need: "user",
+    path: () => "",
+    pathFor: async (_w, userId) => `/api/me/data-requests/${await completedExport(userId)}/download-link`,
+  },
+  "GET /api/me/data-requests/{requestId}/download": {
+    need: "user",
+    path: () => "",
+    pathFor: async (_w, userId) => {
+      const requestId = await completedExport(userId);
+      const link = await signDownload(env.HMAC_KEK as string, { requestId, userId, now: new Date() });
+      return `/api/me/data-requests/${requestId}/download?expires=${link.expires}&signature=${link.signature}`;
+    },
+  },
+  "GET /api/admin/data-requests": { need: "platform", path: () => "/api/admin/data-requests" },
+  "PATCH /api/admin/data-requests/{requestId}": {
+    need: "platform",
+    path: () => "",
+    pathFor: async () => `/api/admin/data-requests/${await completedExport(people.target.id, "pending")}`,
+    body: () => ({ decision: "reject", reason: "matrix" }),
+  },
   // Not behind personal tokens: the signed upload and the public documents and health checks.
   "POST /api/ingestion": { need: "user", path: () => "" },
   "GET /api/health": { need: "user", path: () => "" },
@@ -207,6 +239,17 @@ async function world(): Promise<World> {
   };
 }
 
+/** A data request of the user's (a completed export, its archive in the bucket, unless `status` says otherwise). */
+async function completedExport(userId: string, status: "completed" | "pending" = "completed"): Promise<string> {
+  const id = crypto.randomUUID();
+  const exportData = status === "completed" ? JSON.stringify({ key: exportKey(id) }) : null;
+  await testDb().execute(sql`
+    insert into data_subject_requests (id, user_id, type, status, export_data, processed_at)
+    values (${id}, ${userId}, 'export', ${status}, ${exportData}::jsonb, ${status === "completed" ? sql`now()` : sql`null`})`);
+  if (status === "completed") await (env.ARCHIVE as R2Bucket).put(exportKey(id), "PK");
+  return id;
+}
+
 /** A fresh token for the caller, so a log-out in one request does not affect the next. */
 async function tokenOf(caller: Caller): Promise<string | undefined> {
   if (caller === "anonymous") return undefined;
@@ -253,8 +296,9 @@ describe("the RBAC matrix", () => {
   it.each(cases)("%s as %s", async (route, caller, entry) => {
     const w = await world();
     const method = route.split(" ")[0];
-    const path =
-      route === "POST /api/notifications/{id}/read"
+    const path = entry.pathFor
+      ? await entry.pathFor(w, userIdOf(caller))
+      : route === "POST /api/notifications/{id}/read"
         ? `/api/notifications/${await w.notificationId(userIdOf(caller))}/read`
         : entry.path(w);
     const before = await repoState(w.repoId);

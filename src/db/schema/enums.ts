@@ -13,7 +13,7 @@ export const notificationType = pgEnum("notification_type", [
 ]);
 export const notificationSeverity = pgEnum("notification_severity", ["info", "warning", "error", "critical"]);
 export const dsrType = pgEnum("dsr_type", ["export", "deletion"]);
-export const dsrStatus = pgEnum("dsr_status", ["pending", "processing", "completed", "failed"]);
+export const dsrStatus = pgEnum("dsr_status", ["pending", "processing", "completed", "failed", "rejected"]);
 export const repoRole = pgEnum("repo_role", ["admin", "member", "read_only"]);
 export const auditAction = pgEnum("audit_action", [
   "login_success",

@@ -1,0 +1,1 @@
+ALTER TYPE "public"."dsr_status" ADD VALUE 'rejected';

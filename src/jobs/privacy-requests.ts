@@ -1,0 +1,26 @@
+import { log } from "../lib/logger";
+import { processApproved, purgeExpiredExports } from "../services/privacy/process";
+import { DEFAULT_LEASE_MS, type Job, JobFailedError, skipped } from "./types";
+
+/**
+ * Daily: carries out approved data subject requests (exports to the ARCHIVE bucket, erasures through
+ * anchorpipe_erase_user) and deletes export archives 30 days after completion (src/services/privacy). The
+ * scheduled time is the clock of the run. A request that fails stays `processing` and is tried again on the
+ * next run; the run then fails, so the ledger and /api/health show it.
+ */
+export const privacyRequests: Job = {
+  name: "privacy-requests",
+  leaseMs: DEFAULT_LEASE_MS,
+  async run({ db, env, scheduledTime }) {
+    if (!db) return skipped("DATABASE_URL is not configured");
+    if (!env.ARCHIVE) return skipped("the ARCHIVE bucket binding is missing: exports cannot be written or purged");
+    const ctx = { db, now: () => scheduledTime, actorId: null };
+    const counts = await processApproved(ctx, env.ARCHIVE);
+    counts.exportsPurged = await purgeExpiredExports(ctx, env.ARCHIVE);
+    log.info("job.privacy_requests", { ...counts });
+    if (counts.errors) {
+      throw new JobFailedError(`${counts.errors} data subject request(s) could not be carried out`, { ...counts });
+    }
+    return { outcome: "succeeded", counts: { ...counts } };
+  },
+};

@@ -1,0 +1,420 @@
+import { env } from "cloudflare:workers";
+import { sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/env";
+import { privacyRequests } from "../../src/jobs/privacy-requests";
+import { EXPORT_TABLES } from "../../src/services/privacy/export";
+import { signDownload } from "../../src/services/privacy/links";
+import { exportKey } from "../../src/services/privacy/process";
+import { overdueRequests } from "../../src/services/privacy/requests";
+import { unzip } from "../../src/services/privacy/zip";
+import { createRepo } from "../../src/services/repos";
+import { setRole } from "../../src/services/roles";
+import { createSecret } from "../../src/services/secrets";
+import { api, type Person, person } from "./api-support";
+import { keyring, payload, serviceContext, testDb, upload } from "./ingestion-support";
+
+const DAY = 24 * 60 * 60 * 1000;
+const db = testDb();
+
+type RequestBody = {
+  id: string;
+  userId: string;
+  type: string;
+  status: string;
+  requestedAt: string;
+  dueAt: string;
+  overdue: boolean;
+  exportAvailable: boolean;
+  events: { status: string; message: string | null }[];
+};
+
+async function ask(who: Person, type: "export" | "delete") {
+  const res = await api("POST", "/api/me/data-requests", { token: who.token, body: { type } });
+  return { res, body: await res.json<RequestBody & { error?: { code: string; message: string } }>() };
+}
+
+async function decide(admin: Person, id: string, decision: "approve" | "reject", reason = "identity checked") {
+  return api("PATCH", `/api/admin/data-requests/${id}`, { token: admin.token, body: { decision, reason } });
+}
+
+/** The daily job, as the scheduler runs it, at `at`. */
+async function runJob(at = new Date()) {
+  return privacyRequests.run({ config: loadConfig(env), env, db, scheduledTime: at });
+}
+
+async function withEmail(who: Person) {
+  const email = `${who.login}@mail.example`;
+  await db.execute(
+    sql`update users set email = ${email}, github_id = ${`gh${who.login.slice(5)}77`} where id = ${who.id}`,
+  );
+  return email;
+}
+
+describe("data subject requests", () => {
+  it("are created with their deadline from requested_at, an event and an audit row naming nobody but by id", async () => {
+    const alice = await person();
+    const email = await withEmail(alice);
+    const { res, body } = await ask(alice, "export");
+    expect(res.status).toBe(201);
+    expect(body).toMatchObject({ userId: alice.id, type: "export", status: "pending", overdue: false });
+    expect(new Date(body.dueAt).getTime() - new Date(body.requestedAt).getTime()).toBe(30 * DAY);
+    expect(body.events).toEqual([expect.objectContaining({ status: "pending", message: "requested" })]);
+
+    const audit = await db.execute<{ actor_id: string; action: string; row: string }>(
+      sql`select actor_id, action, to_jsonb(a)::text as row from audit_logs a where subject = 'dsr' and subject_id = ${body.id}`,
+    );
+    expect(audit.rows).toHaveLength(1);
+    expect(audit.rows[0]).toMatchObject({ actor_id: alice.id, action: "dsr_export_request" });
+    expect(audit.rows[0].row).not.toContain(email);
+    expect(audit.rows[0].row).not.toContain(alice.login);
+
+    // One open request of a type at a time.
+    const again = await ask(alice, "export");
+    expect(again.res.status).toBe(409);
+
+    // Listed and read by their owner only.
+    const list = await api("GET", "/api/me/data-requests", { token: alice.token });
+    expect((await list.json<{ items: RequestBody[] }>()).items.map((r) => r.id)).toEqual([body.id]);
+    expect((await api("GET", `/api/me/data-requests/${body.id}`, { token: alice.token })).status).toBe(200);
+    const bob = await person();
+    expect((await api("GET", `/api/me/data-requests/${body.id}`, { token: bob.token })).status).toBe(404);
+    const bobs = await api("GET", "/api/me/data-requests", { token: bob.token });
+    expect((await bobs.json<{ items: RequestBody[] }>()).items).toEqual([]);
+  });
+
+  it("are approved or rejected by a platform admin with a reason, each step an event and an audit row", async () => {
+    const admin = await person({ platformAdmin: true });
+    const alice = await person();
+    const { body } = await ask(alice, "export");
+    const refused = await decide(alice, body.id, "approve");
+    expect(refused.status).toBe(403);
+    expect(
+      (
+        await api("PATCH", `/api/admin/data-requests/${body.id}`, {
+          token: admin.token,
+          body: { decision: "reject" },
+        })
+      ).status,
+    ).toBe(400);
+
+    const rejected = await decide(admin, body.id, "reject", "could not verify the account holder");
+    expect(rejected.status).toBe(200);
+    const view = await rejected.json<RequestBody>();
+    expect(view.status).toBe("rejected");
+    expect(view.events.map((e) => [e.status, e.message])).toEqual([
+      ["pending", "requested"],
+      ["rejected", "rejected: could not verify the account holder"],
+    ]);
+    expect((await decide(admin, body.id, "approve")).status).toBe(409);
+
+    const audit = await db.execute<{ actor_id: string; metadata: Record<string, string> }>(sql`
+      select actor_id, metadata from audit_logs where subject = 'dsr' and subject_id = ${body.id} and action = 'other'`);
+    expect(audit.rows).toEqual([{ actor_id: admin.id, metadata: { type: "export", from: "pending", to: "rejected" } }]);
+
+    const listed = await api("GET", "/api/admin/data-requests?status=rejected", { token: admin.token });
+    expect((await listed.json<{ items: RequestBody[] }>()).items.map((r) => r.id)).toContain(body.id);
+  });
+
+  it("overdue open requests are counted for health", async () => {
+    const alice = await person();
+    const { body } = await ask(alice, "export");
+    const later = new Date(new Date(body.dueAt).getTime() + 1000);
+    const overdue = await overdueRequests({ db, now: () => later });
+    expect(overdue.count).toBeGreaterThanOrEqual(1);
+    const view = await api("GET", `/api/me/data-requests/${body.id}`, { token: alice.token });
+    expect((await view.json<RequestBody>()).overdue).toBe(false);
+    await db.execute(sql`update data_subject_requests set status = 'rejected' where id = ${body.id}`);
+  });
+});
+
+describe("export", () => {
+  it("contains every row of that user and no row of another, as JSON and CSV in a ZIP behind an expiring link", async () => {
+    const admin = await person({ platformAdmin: true });
+    const alice = await person();
+    const bob = await person();
+    await withEmail(alice);
+    await withEmail(bob);
+    // Rows of both: roles and role history on a shared repository, notifications, accounts, telemetry.
+    const repo = await createRepo(serviceContext(), alice.id, { owner: `org-${alice.login}`, name: "shared" });
+    await setRole(serviceContext(), { actorId: alice.id, repoId: repo.id, userId: bob.id, role: "member" });
+    for (const who of [alice, bob]) {
+      await db.execute(sql`
+        insert into notifications (repo_id, user_id, type, title, message) values (${repo.id}, ${who.id}, 'other', 'hi', 'there')`);
+      await db.execute(sql`
+        insert into accounts (user_id, provider, provider_account_id, access_token)
+        values (${who.id}, 'github', ${`acct-${who.login}`}, 'secret-access-token')`);
+      await db.execute(sql`insert into telemetry_events (user_id, event_type) values (${who.id}, 'ui.open')`);
+    }
+    await ask(bob, "export");
+    const { body } = await ask(alice, "export");
+    expect((await decide(admin, body.id, "approve")).status).toBe(200);
+
+    const run = await runJob();
+    expect(run.outcome).toBe("succeeded");
+    const done = await (
+      await api("GET", `/api/me/data-requests/${body.id}`, { token: alice.token })
+    ).json<RequestBody>();
+    expect(done).toMatchObject({ status: "completed", exportAvailable: true });
+    expect(done.events.map((e) => e.status)).toEqual(["pending", "processing", "completed"]);
+
+    const linkRes = await api("POST", `/api/me/data-requests/${body.id}/download-link`, { token: alice.token });
+    expect(linkRes.status).toBe(200);
+    const link = await linkRes.json<{ url: string; expiresAt: string }>();
+    expect(new Date(link.expiresAt).getTime()).toBeLessThanOrEqual(Date.now() + 15 * 60 * 1000 + 1000);
+    // Another person's token, or the link's request id swapped: refused.
+    expect((await api("GET", link.url, { token: bob.token })).status).toBe(403);
+    expect((await api("POST", `/api/me/data-requests/${body.id}/download-link`, { token: bob.token })).status).toBe(
+      404,
+    );
+    expect(
+      (await api("GET", link.url.replace(/signature=[^&]+/, `signature=${"A".repeat(43)}`), { token: alice.token }))
+        .status,
+    ).toBe(403);
+    const expired = await signDownload(env.HMAC_KEK as string, {
+      requestId: body.id,
+      userId: alice.id,
+      now: new Date(Date.now() - 16 * 60 * 1000),
+    });
+    const expiredUrl = `/api/me/data-requests/${body.id}/download?expires=${expired.expires}&signature=${expired.signature}`;
+    expect((await api("GET", expiredUrl, { token: alice.token })).status).toBe(403);
+
+    const download = await api("GET", link.url, { token: alice.token });
+    expect(download.status).toBe(200);
+    expect(download.headers.get("content-type")).toBe("application/zip");
+    const entries = unzip(new Uint8Array(await download.arrayBuffer()));
+    const names = entries.map((e) => e.name).sort();
+    expect(names).toEqual(["README.txt", "export.json", ...EXPORT_TABLES.map((t) => `${t}.csv`)].sort());
+    const document = JSON.parse(new TextDecoder().decode(entries.find((e) => e.name === "export.json")?.data));
+    expect(document.userId).toBe(alice.id);
+
+    // Every row of alice, table by table, selected here independently of the export's own queries.
+    const expectedIds = await db.execute<{ table: string; ids: string[] }>(sql`
+      select 'users' as table, array_agg(id::text) as ids from users where id = ${alice.id}
+      union all select 'accounts', array_agg(id::text) from accounts where user_id = ${alice.id}
+      union all select 'sessions', array_agg(id::text) from sessions where user_id = ${alice.id}
+      union all select 'user_repo_roles', array_agg(id::text) from user_repo_roles where user_id = ${alice.id}
+      union all select 'role_audit_logs', array_agg(id::text) from role_audit_logs
+        where ${alice.id} in (actor_id, target_user_id)
+      union all select 'notifications', array_agg(id::text) from notifications where user_id = ${alice.id}
+      union all select 'telemetry_events', array_agg(id::text) from telemetry_events where user_id = ${alice.id}
+      union all select 'data_subject_requests', array_agg(id::text) from data_subject_requests where user_id = ${alice.id}
+      union all select 'data_subject_request_events', array_agg(e.id::text) from data_subject_request_events e
+        join data_subject_requests r on r.id = e.request_id where r.user_id = ${alice.id} and e.created_at < (
+          select processed_at from data_subject_requests where id = ${body.id})
+      union all select 'audit_logs', array_agg(id::text) from audit_logs where (actor_id = ${alice.id}
+        or subject_id = ${alice.id}
+        or subject_id in (select id::text from data_subject_requests where user_id = ${alice.id}))
+        and created_at < (select processed_at from data_subject_requests where id = ${body.id})`);
+    for (const { table, ids } of expectedIds.rows) {
+      const exported = (document.tables[table] as { id: string }[]).map((r) => r.id).sort();
+      expect(exported, table).toEqual([...(ids ?? [])].sort());
+      expect(exported.length, table).toBeGreaterThan(0);
+    }
+    // No row of another: nothing of bob, and no secrets.
+    const text = JSON.stringify(document);
+    expect(text).not.toContain(bob.login);
+    expect(text).not.toContain("secret-access-token");
+    for (const row of document.tables.role_audit_logs as { actor_id: string; target_user_id: string }[]) {
+      expect([row.actor_id, row.target_user_id]).toContain(alice.id);
+    }
+    for (const row of document.tables.notifications as { user_id: string }[]) expect(row.user_id).toBe(alice.id);
+    // The CSVs hold the same rows.
+    const accountsCsv = new TextDecoder().decode(entries.find((e) => e.name === "accounts.csv")?.data);
+    expect(accountsCsv.trim().split("\r\n")).toHaveLength(1 + document.tables.accounts.length);
+    expect(accountsCsv).not.toContain("access_token");
+    const audit = await db.execute(
+      sql`select 1 from audit_logs where action = 'dsr_export_download' and subject_id = ${body.id} and actor_id = ${alice.id}`,
+    );
+    expect(audit.rows).toHaveLength(1);
+
+    // 30 days after completion the archive and export_data are deleted by the job; the timeline says so.
+    const processedAt = new Date(
+      (
+        await db.execute<{ at: string }>(
+          sql`select processed_at as at from data_subject_requests where id = ${body.id}`,
+        )
+      ).rows[0].at,
+    );
+    await runJob(new Date(processedAt.getTime() + 29 * DAY));
+    expect(await (env.ARCHIVE as R2Bucket).head(exportKey(body.id))).not.toBeNull();
+    const purge = await runJob(new Date(processedAt.getTime() + 30 * DAY + 60_000));
+    expect(purge.counts?.exportsPurged).toBeGreaterThanOrEqual(1);
+    expect(await (env.ARCHIVE as R2Bucket).head(exportKey(body.id))).toBeNull();
+    const after = await db.execute<{ export_data: unknown; processed_at: string }>(
+      sql`select export_data, processed_at from data_subject_requests where id = ${body.id}`,
+    );
+    expect(after.rows[0].export_data).toBeNull();
+    expect(new Date(after.rows[0].processed_at).getTime()).toBe(processedAt.getTime());
+    expect((await api("POST", `/api/me/data-requests/${body.id}/download-link`, { token: alice.token })).status).toBe(
+      404,
+    );
+    expect((await api("GET", link.url, { token: alice.token })).status).toBe(404);
+  });
+});
+
+/**
+ * Every text, varchar, text[] and jsonb column of every table (partitioned tables through their parent),
+ * searched for each needle, case-insensitively: the hits as `table.column`.
+ */
+async function scanDatabase(needles: string[]): Promise<{ hits: string[]; unreadable: string[] }> {
+  const columns = await db.execute<{ table: string; column: string; readable: boolean }>(sql`
+    select c.relname as table, a.attname as column, has_table_privilege(c.oid, 'SELECT') as readable
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+    where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relispartition
+      and a.atttypid in ('text'::regtype, 'character varying'::regtype, 'jsonb'::regtype, 'text[]'::regtype)
+    order by 1, 2`);
+  const unreadable = [...new Set(columns.rows.filter((c) => !c.readable).map((c) => c.table))];
+  const hits: string[] = [];
+  for (const { table, column } of columns.rows.filter((c) => c.readable)) {
+    for (const needle of needles) {
+      const found = await db.execute(
+        sql`select 1 from ${sql.identifier(table)} where strpos(lower(${sql.identifier(column)}::text), lower(${needle})) > 0 limit 1`,
+      );
+      if (found.rows.length) hits.push(`${table}.${column} ∋ ${needle}`);
+    }
+  }
+  return { hits, unreadable };
+}
+
+describe("erasure", () => {
+  it("is blocked while the person is the sole admin of a repository, with a message saying what to do", async () => {
+    const alice = await person();
+    const repo = await createRepo(serviceContext(), alice.id, { owner: `org-${alice.login}`, name: "solo" });
+    const { res, body } = await ask(alice, "delete");
+    expect(res.status).toBe(409);
+    expect(body.error?.message).toContain(`org-${alice.login}/solo`);
+    expect(body.error?.message).toMatch(/admin role on each, or delete it/);
+    // Handed over: the request goes through.
+    const bob = await person();
+    await setRole(serviceContext(), { actorId: alice.id, repoId: repo.id, userId: bob.id, role: "admin" });
+    const retry = await ask(alice, "delete");
+    expect(retry.res.status).toBe(201);
+
+    // Sole admin again after approval (bob removed): the job fails the request with the same explanation.
+    const admin = await person({ platformAdmin: true });
+    expect((await decide(admin, retry.body.id, "approve")).status).toBe(200);
+    await db.execute(sql`delete from user_repo_roles where repo_id = ${repo.id} and user_id = ${bob.id}`);
+    await runJob();
+    const view = await (
+      await api("GET", `/api/me/data-requests/${retry.body.id}`, { token: alice.token })
+    ).json<RequestBody>();
+    expect(view.status).toBe("failed");
+    expect(view.events.at(-1)?.message).toContain("blocked: You are the only admin");
+    expect((await api("GET", "/api/me", { token: alice.token })).status).toBe(200);
+  });
+
+  it("removes or pseudonymises the person everywhere, append-only history included: a whole-database scan finds nothing", async () => {
+    const admin = await person({ platformAdmin: true });
+    const alice = await person();
+    const bob = await person();
+    const email = await withEmail(alice);
+    const name = `Name ${alice.login}`;
+    const githubId = `gh${alice.login.slice(5)}77`;
+    const providerAccountId = `acct-${alice.login}`;
+    const ctx = serviceContext();
+    // A repository bob administers, alice an admin too; another where she is a member.
+    const shared = await createRepo(ctx, bob.id, { owner: `org-${bob.login}`, name: "shared" });
+    await setRole(ctx, { actorId: bob.id, repoId: shared.id, userId: alice.id, role: "admin" });
+    const other = await createRepo(ctx, bob.id, { owner: `org-${bob.login}`, name: "other" });
+    await setRole(ctx, { actorId: bob.id, repoId: other.id, userId: alice.id, role: "member" });
+    await setRole(ctx, { actorId: alice.id, repoId: shared.id, userId: bob.id, role: "admin" });
+    // Personal data copied where it should not be: audit metadata and text, notifications, failure output,
+    // CODEOWNERS owners, telemetry, accounts, a verification token.
+    await db.execute(sql`
+      insert into audit_logs (actor_id, action, subject, subject_id, description, metadata, ip_address, user_agent)
+      values (${alice.id}, 'login_success', 'user', ${alice.id}, ${`login by ${alice.login} <${email}>`},
+        ${JSON.stringify({ email, login: alice.login, name, nested: [{ who: `@${alice.login}` }], githubId })}::jsonb,
+        '203.0.113.9', 'Mozilla/5.0')`);
+    await db.execute(sql`
+      insert into audit_logs (actor_id, action, subject, subject_id, description, metadata)
+      values (${bob.id}, 'other', 'user', ${alice.id}, 'bob looked at a profile', ${JSON.stringify({ target: alice.id })}::jsonb)`);
+    await db.execute(sql`
+      insert into notifications (repo_id, user_id, type, title, message, metadata)
+      values (${shared.id}, null, 'flake_detected', ${`Flaky test owned by @${alice.login}`}, ${`Ask ${name} (${email})`},
+        ${JSON.stringify({ owners: [`@${alice.login}`] })}::jsonb),
+        (${shared.id}, ${alice.id}, 'other', 'for alice', 'only hers', null)`);
+    await db.execute(sql`
+      insert into owner_maps (repo_id, pattern, owner, source) values (${shared.id}, 'src/**', ${`@${alice.login}`}, 'manual')`);
+    await db.execute(sql`
+      insert into accounts (user_id, provider, provider_account_id) values (${alice.id}, 'github', ${providerAccountId})`);
+    await db.execute(sql`
+      insert into telemetry_events (user_id, event_type, event_data) values (${alice.id}, 'ui.open', ${JSON.stringify({ email })}::jsonb)`);
+    await db.execute(sql`
+      insert into verification_tokens (identifier, token, expires) values (${email}, ${crypto.randomUUID()}, now() + interval '1 day')`);
+    const { plaintext } = await createSecret(ctx, await keyring(), { repoId: shared.id });
+    const failing = [
+      {
+        path: "src/login.test.ts",
+        name: `greets ${alice.login}`,
+        status: "fail",
+        startedAt: new Date().toISOString(),
+        durationMs: 5,
+        failureDetails: `expected greeting for ${name} <${email}> (user ${alice.login}, id ${alice.id})`,
+      },
+    ];
+    const uploaded = await upload(payload(shared.id, {}, failing), { repoId: shared.id, secret: plaintext });
+    expect(uploaded.status, await uploaded.clone().text()).toBe(200);
+    const auditRowsBefore = await db.execute<{ n: number }>(
+      sql`select count(*)::int as n from audit_logs where actor_id = ${alice.id}`,
+    );
+
+    const needles = [email, alice.login, name, alice.id, githubId, providerAccountId];
+    expect((await scanDatabase(needles)).hits.length).toBeGreaterThan(5);
+
+    const { body } = await ask(alice, "delete");
+    expect((await decide(admin, body.id, "approve")).status).toBe(200);
+    const run = await runJob();
+    expect(run.outcome).toBe("succeeded");
+
+    const scan = await scanDatabase(needles);
+    expect(scan.hits).toEqual([]);
+    // The Worker's role reads every table but the migrations ledger, which holds no personal data.
+    expect(scan.unreadable.every((table) => table === "anchorpipe_migrations")).toBe(true);
+
+    // The request is completed; the person is a tombstone under a pseudonym; their token no longer works.
+    const request = await db.execute<{ status: string; metadata: { pseudonym: string } }>(
+      sql`select status, metadata from data_subject_requests where id = ${body.id}`,
+    );
+    expect(request.rows[0].status).toBe("completed");
+    const pseudonym = request.rows[0].metadata.pseudonym;
+    expect(pseudonym).toMatch(/^erased-[0-9a-f]{16}$/);
+    const user = await db.execute(
+      sql`select github_id, github_login, email, name, deleted_at from users where id = ${alice.id}`,
+    );
+    expect(user.rows[0]).toMatchObject({ github_id: null, github_login: null, email: null, name: pseudonym });
+    expect(user.rows[0].deleted_at).not.toBeNull();
+    expect((await api("GET", "/api/me", { token: alice.token })).status).toBe(401);
+
+    // History stays, with the pseudonym in place of what named her; her client address and agent are gone.
+    const history = await db.execute<{ description: string; metadata: Record<string, unknown>; ip: string | null }>(
+      sql`select description, metadata, ip_address::text as ip from audit_logs where actor_id = ${alice.id} and action = 'login_success'`,
+    );
+    expect(history.rows[0]).toMatchObject({
+      description: `login by ${pseudonym} <${pseudonym}>`,
+      metadata: { email: pseudonym, login: pseudonym, name: pseudonym, nested: [{ who: `@${pseudonym}` }] },
+      ip: null,
+    });
+    const auditRowsAfter = await db.execute<{ n: number }>(
+      sql`select count(*)::int as n from audit_logs where actor_id = ${alice.id}`,
+    );
+    expect(auditRowsAfter.rows[0].n).toBeGreaterThanOrEqual(auditRowsBefore.rows[0].n);
+
+    // Her repositories stay with the other admin.
+    const roles = await db.execute<{ user_id: string; role: string }>(
+      sql`select user_id, role from user_repo_roles where repo_id in (${shared.id}, ${other.id}) order by repo_id, user_id`,
+    );
+    expect(roles.rows.every((r) => r.user_id === bob.id && r.role === "admin")).toBe(true);
+    expect(roles.rows).toHaveLength(2);
+
+    // The append-only tables still refuse a plain change, even now.
+    await expect(
+      db.execute(sql`update audit_logs set description = 'x' where actor_id = ${alice.id}`),
+    ).rejects.toThrow();
+    await expect(db.execute(sql`select anchorpipe_erase_user(${bob.id}::uuid, 'not a pseudonym')`)).rejects.toThrow();
+
+    // Running the job again does nothing more to her.
+    expect((await runJob()).outcome).toBe("succeeded");
+  });
+});
