@@ -3,6 +3,7 @@ import journal from "../../drizzle/meta/_journal.json";
 import type { Db } from "../db/client";
 import { findSqlState } from "../lib/db-errors";
 import { checkDatabase } from "./db-health";
+import { dataRequestsHealth, withDataRequests } from "./privacy/health";
 
 /**
  * What GET /api/health reports (README, Operations: what health means). Each part is "ok", "warn" (worth a
@@ -90,13 +91,14 @@ export async function checkHealth(ctx: HealthContext): Promise<HealthReport> {
     });
   }
   const now = ctx.now();
-  const [tables, migrations, jobs] = await Promise.all([
+  const [tables, migrations, jobs, dataRequests] = await Promise.all([
     readTables(db, now).catch((error: unknown) => {
       const part = unknown(`query failed (${findSqlState(error) ?? "no SQLSTATE"})`);
       return { defaultPartition: part, partitions: part, ingestion: part };
     }),
     checkMigrations(db, expected),
     checkJobs(db, now, ctx.jobPeriods ?? {}),
+    dataRequestsHealth(db, now),
   ]);
   return report({
     database: {
@@ -106,7 +108,7 @@ export async function checkHealth(ctx: HealthContext): Promise<HealthReport> {
     },
     migrations,
     ...tables,
-    jobs,
+    jobs: withDataRequests(jobs, dataRequests),
   });
 }
 

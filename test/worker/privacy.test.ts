@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/env";
 import { privacyRequests } from "../../src/jobs/privacy-requests";
+import { checkHealth } from "../../src/services/health";
 import { EXPORT_TABLES } from "../../src/services/privacy/export";
 import { signDownload } from "../../src/services/privacy/links";
 import { exportKey } from "../../src/services/privacy/process";
@@ -116,7 +117,7 @@ describe("data subject requests", () => {
     expect((await listed.json<{ items: RequestBody[] }>()).items.map((r) => r.id)).toContain(body.id);
   });
 
-  it("overdue open requests are counted for health", async () => {
+  it("overdue open requests are counted and shown in /api/health", async () => {
     const alice = await person();
     const { body } = await ask(alice, "export");
     const later = new Date(new Date(body.dueAt).getTime() + 1000);
@@ -124,6 +125,18 @@ describe("data subject requests", () => {
     expect(overdue.count).toBeGreaterThanOrEqual(1);
     const view = await api("GET", `/api/me/data-requests/${body.id}`, { token: alice.token });
     expect((await view.json<RequestBody>()).overdue).toBe(false);
+
+    // /api/health's jobs part carries them: overdue ones make it warn (seen at a later clock, so the shared
+    // database is not left with an overdue request), those due within 7 days are counted.
+    const soon = await checkHealth({ db, now: () => new Date(new Date(body.dueAt).getTime() - 2 * DAY) });
+    expect((soon.checks.jobs.dataRequests as { dueSoon: number }).dueSoon).toBeGreaterThanOrEqual(1);
+    const health = await checkHealth({ db, now: () => later });
+    expect(health.checks.jobs.dataRequests).toMatchObject({ status: "warn" });
+    expect((health.checks.jobs.dataRequests as { overdue: number }).overdue).toBeGreaterThanOrEqual(1);
+    expect(["warn", "fail"]).toContain(health.checks.jobs.status);
+    const live = await api("GET", "/api/health");
+    const report = await live.json<{ checks: { jobs: { dataRequests: { status: string; overdue: number } } } }>();
+    expect(report.checks.jobs.dataRequests).toMatchObject({ overdue: expect.any(Number) });
     await db.execute(sql`update data_subject_requests set status = 'rejected' where id = ${body.id}`);
   });
 });
