@@ -1,4 +1,4 @@
-import { asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { ingestions, testCases, testRuns } from "../../src/db/schema";
 import { sha256Hex } from "../../src/lib/encoding";
@@ -154,7 +154,7 @@ describe("POST /api/ingestion stores every result", () => {
       .select({ rerunCount: testRuns.rerunCount, suite: testCases.suite, tags: testCases.tags })
       .from(testRuns)
       .innerJoin(testCases, eq(testCases.id, testRuns.testCaseId))
-      .where(eq(testCases.name, "retried"));
+      .where(and(eq(testRuns.repoId, repo.repoId), eq(testCases.name, "retried")));
     expect(row).toEqual({ rerunCount: 2, suite: "A", tags: ["slow"] });
   });
 

@@ -148,7 +148,9 @@ describe("retention (ST-317)", () => {
     const counts = await runRetention(ctx(scheduledTime), bucket, scheduledTime);
 
     expect(counts.complete).toBe(true);
-    expect(counts.runsArchived).toBe(expiredA.length + expiredB.length);
+    // The job covers the whole database, which other test files share: their old runs may expire too. This
+    // repository pair's archive is checked run by run below.
+    expect(counts.runsArchived).toBeGreaterThanOrEqual(expiredA.length + expiredB.length);
     // January and February are past both cut-offs: dropped whole. March holds A's runs within retention.
     expect(counts.partitionsDropped).toEqual(expect.arrayContaining(["test_runs_p2023_01", "test_runs_p2023_02"]));
     expect(await partitionExists("test_runs_p2023_02")).toBe(false);
