@@ -11,8 +11,8 @@ import { rescoreQuery } from "./rescore";
  *   1. rescore the test cases the upload ran, leaving out those that cannot
  *      have moved (`changedOnly`: stable, no failure in the window, a clean
  *      pass now);
- *   2. compare each new class with the stored one (read before the upsert, in
- *      the same snapshot) and write one notification per transition, to the
+ *   2. compare each new class with the stored one (read in the statement's
+ *      snapshot, which is from before the upsert) and write one notification per transition, to the
  *      owners CODEOWNERS gives the test's path who have a role on the
  *      repository, or to the whole repository when none does;
  *   3. record in the upload's stored response how many of its tests are now
@@ -51,15 +51,15 @@ export function uploadScoringQuery(u: UploadScoring): SQL {
   const ingestion = sql`${u.ingestionId}::uuid`;
   const at = u.completedAt.toISOString();
   return sql`
-    with prev as materialized (
-      select s.test_case_id, s.class from flake_scores s
-      where s.repo_id = ${repo} and s.test_case_id in (
-        select r.test_case_id from test_runs r where r.ingestion_id = ${ingestion} and r.repo_id = ${repo})
-    ), scored as (
+    with scored as (
       ${rescoreQuery(u.repoId, { ingestionId: u.ingestionId, changedOnly: true }, u.asOf, {
         model: u.model,
         now: u.completedAt,
       })}
+    ), prev as materialized (
+      -- The rows as they were: every part of one statement reads the snapshot taken before the upsert.
+      select s.test_case_id, s.class from flake_scores s
+      where s.repo_id = ${repo} and s.test_case_id in (select test_case_id from scored)
     ), transitions as (
       select sc.test_case_id, sc.score, sc.class, sc.reason, sc.threshold, tc.path, tc.name,
         coalesce(p.class, 'stable') as was,
