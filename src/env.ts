@@ -50,6 +50,12 @@ export const envSchema = z.object({
    * Absent means the metrics endpoint answers 404. At least 32 characters so it cannot be guessed.
    */
   OPERATOR_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
+  /**
+   * Days a data subject request has before it is due (due_at = requested_at + this many days). The default,
+   * 30, is GDPR's one month (art. 12(3)); a shorter internal deadline is fine, a longer one is not lawful
+   * without an extension the person was told about, so at most 90 (the extended three months).
+   */
+  DSR_DEADLINE_DAYS: z.coerce.number().int().min(1).max(90).default(30),
 });
 
 export type Config = z.infer<typeof envSchema>;

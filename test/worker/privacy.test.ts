@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/env";
+import { ConfigError, loadConfig } from "../../src/env";
 import { privacyRequests } from "../../src/jobs/privacy-requests";
 import { checkHealth } from "../../src/services/health";
 import { EXPORT_TABLES } from "../../src/services/privacy/export";
@@ -137,6 +137,32 @@ describe("data subject requests", () => {
     const live = await api("GET", "/api/health");
     const report = await live.json<{ checks: { jobs: { dataRequests: { status: string; overdue: number } } } }>();
     expect(report.checks.jobs.dataRequests).toMatchObject({ overdue: expect.any(Number) });
+    await db.execute(sql`update data_subject_requests set status = 'rejected' where id = ${body.id}`);
+  });
+});
+
+describe("deadline", () => {
+  it("is DSR_DEADLINE_DAYS after the request (1 to 90, default 30)", async () => {
+    expect(loadConfig({ ...env, DSR_DEADLINE_DAYS: undefined } as unknown as Cloudflare.Env).DSR_DEADLINE_DAYS).toBe(
+      30,
+    );
+    for (const bad of ["0", "91", "7.5", "soon"]) {
+      expect(() => loadConfig({ ...env, DSR_DEADLINE_DAYS: bad } as unknown as Cloudflare.Env), bad).toThrow(
+        ConfigError,
+      );
+    }
+    const bindings = { ...env, DSR_DEADLINE_DAYS: "14" } as unknown as Cloudflare.Env;
+    const alice = await person();
+    const res = await api("POST", "/api/me/data-requests", { token: alice.token, body: { type: "export" }, bindings });
+    expect(res.status).toBe(201);
+    const body = await res.json<RequestBody>();
+    expect(new Date(body.dueAt).getTime() - new Date(body.requestedAt).getTime()).toBe(14 * DAY);
+    const invalid = await api("POST", "/api/me/data-requests", {
+      token: alice.token,
+      body: { type: "delete" },
+      bindings: { ...env, DSR_DEADLINE_DAYS: "365" } as unknown as Cloudflare.Env,
+    });
+    expect(invalid.status).toBe(500);
     await db.execute(sql`update data_subject_requests set status = 'rejected' where id = ${body.id}`);
   });
 });

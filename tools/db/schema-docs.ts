@@ -149,7 +149,7 @@ only when missing and its down script never drops them.
 | Role | Rights |
 | --- | --- |
 | \`anchorpipe_migrator\` | Owns the schema: \`USAGE, CREATE\` on schema \`public\`, \`ALL\` on every table; runs the migrations (DDL). |
-| \`anchorpipe_app\` | What the Worker runs as: \`SELECT, INSERT, UPDATE, DELETE\` on application tables, but only \`SELECT, INSERT\` on the append-only tables; no DDL; \`EXECUTE\` on the partition functions and \`anchorpipe_purge_append_only\`. |
+| \`anchorpipe_app\` | What the Worker runs as: \`SELECT, INSERT, UPDATE, DELETE\` on application tables, but only \`SELECT, INSERT\` on the append-only tables; no DDL; \`EXECUTE\` on the partition functions, \`anchorpipe_purge_append_only\` and \`anchorpipe_erase_user\`. |
 | \`anchorpipe_readonly\` | \`SELECT\` on every application table. |
 
 Neither \`anchorpipe_app\` nor \`anchorpipe_readonly\` has any right on \`anchorpipe_migrations\`. Default
@@ -160,7 +160,7 @@ the same rights.
 
 Created by \`drizzle/0004_append_only_triggers.sql\`. \`audit_logs\`, \`role_audit_logs\` and
 \`data_subject_request_events\` reject \`UPDATE\`, \`DELETE\` and \`TRUNCATE\` from everyone, the owner included
-(triggers \`*_append_only\` and \`*_no_truncate\` calling \`anchorpipe_reject_append_only_change()\`). Only three
+(triggers \`*_append_only\` and \`*_no_truncate\` calling \`anchorpipe_reject_append_only_change()\`). Only four
 things may still change them:
 
 - \`ON DELETE SET NULL\` from a deleted user or repository: the row stays, with a null reference, and nothing else
@@ -169,7 +169,14 @@ things may still change them:
 - retention, through \`anchorpipe_purge_append_only(target regclass, before timestamptz)\`, which deletes the rows
   of one of these three tables created before \`before\` and returns how many it deleted. It is
   \`SECURITY DEFINER\`, refuses any other table, and is executable only by \`anchorpipe_app\` and
-  \`anchorpipe_migrator\`.
+  \`anchorpipe_migrator\`;
+- the erasure of a data subject, through \`anchorpipe_erase_user(erased_id uuid, pseudonym text)\`
+  (\`drizzle/0013_privacy_erasure.sql\`, its column list amended by \`0014_erasure_skips_secrets.sql\`), which
+  rewrites the person's email, login, name and ids to the pseudonym in these tables too. It sets the
+  transaction-local flag \`anchorpipe.erasure\`, under which the trigger accepts \`UPDATE\` (never \`DELETE\`);
+  it is \`SECURITY DEFINER\`, executable only by \`anchorpipe_app\` and \`anchorpipe_migrator\`, and
+  \`anchorpipe_app\` has no \`UPDATE\` right on these tables with which to set the flag itself
+  ([docs/privacy.md](privacy.md#erasure)).
 
 ### Migration bookkeeping
 

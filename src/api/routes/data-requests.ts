@@ -26,7 +26,7 @@ const requestSchema = z
     type: z.enum(["export", "delete"]),
     status: z.enum(STATUSES),
     requestedAt: date(),
-    dueAt: date().openapi({ description: "requestedAt + the deadline (30 days)" }),
+    dueAt: date().openapi({ description: "requestedAt + the deadline (DSR_DEADLINE_DAYS, default 30 days)" }),
     processedAt: date().nullable(),
     overdue: z.boolean(),
     exportAvailable: z.boolean(),
@@ -53,8 +53,8 @@ dataRequestRoutes.openapi(
     tags: ["privacy"],
     summary: "Ask for a copy of your data (export) or for its erasure (delete)",
     description:
-      "A platform admin approves or rejects it; the daily job carries out approved ones. Due 30 days after the " +
-      "request. A deletion is refused while you are the only admin of a repository.",
+      "A platform admin approves or rejects it; the daily job carries out approved ones. Due DSR_DEADLINE_DAYS " +
+      "(default 30) days after the request. A deletion is refused while you are the only admin of a repository.",
     request: {
       body: {
         content: {
@@ -70,6 +70,7 @@ dataRequestRoutes.openapi(
     const outcome = await createRequest(serviceContext(c, "write"), {
       userId: callerOf(c).userId,
       type: c.req.valid("json").type,
+      deadlineDays: c.get("config").DSR_DEADLINE_DAYS,
     });
     if (outcome.kind === "sole_admin") throw new ApiError("conflict", soleAdminMessage(outcome.repos));
     if (outcome.kind === "already_open") {

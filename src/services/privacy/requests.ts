@@ -12,7 +12,10 @@ import type { ServiceContext } from "../context";
  * request's own timeline), never in audit metadata.
  */
 
-/** The legal deadline: one month (GDPR art. 12(3)); due_at = requested_at + this many days. */
+/**
+ * The legal deadline: one month (GDPR art. 12(3)); due_at = requested_at + this many days. The Worker passes
+ * DSR_DEADLINE_DAYS (src/env.ts), whose default this is.
+ */
 export const DEFAULT_DEADLINE_DAYS = 30;
 
 export type RequestKind = "export" | "delete";
