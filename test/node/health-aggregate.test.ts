@@ -60,32 +60,24 @@ describe("the health aggregate on its own database", () => {
     expect(pending.failing).toContain("migrations");
     const ahead = await checkHealth({ db: owner, now, expectedMigrations: EXPECTED_MIGRATIONS.slice(0, -1) });
     expect(ahead.checks.migrations).toMatchObject({ status: "warn", unexpected: [EXPECTED_MIGRATIONS.at(-1)] });
-    // The Worker's own role: migration 0003 revokes the ledger from it.
-    const asWorker = await checkHealth({ db: worker, now });
-    expect(asWorker.checks.migrations).toMatchObject({ status: "unknown" });
-    expect(asWorker.checks.migrations.reason).toMatch(/42501/);
-    expect(asWorker.failing).not.toContain("migrations");
   });
 
-  it("migrations as the Worker's role through anchorpipe_applied_migrations(), once a migration provides it", async () => {
-    // What such a migration would hold: the ledger's tags, readable by the Worker's roles and nothing more.
-    // As anchorpipe_migrator, the ledger's owner, as the migration would run.
-    await owner.batch([
-      owner.execute(sql`CREATE FUNCTION anchorpipe_applied_migrations() RETURNS SETOF text
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
-        AS $$ SELECT tag FROM anchorpipe_migrations ORDER BY tag $$`),
-      owner.execute(sql`REVOKE ALL ON FUNCTION anchorpipe_applied_migrations() FROM PUBLIC`),
-      owner.execute(sql`GRANT EXECUTE ON FUNCTION anchorpipe_applied_migrations() TO anchorpipe_app`),
-    ]);
+  it("migrations as the Worker's role: through anchorpipe_applied_migrations() (migration 0015); unknown without it", async () => {
+    // Migration 0003 revokes the ledger itself from the Worker's roles; 0015's function reads its tags for them.
+    const asWorker = await checkHealth({ db: worker, now: () => new Date() });
+    expect(asWorker.checks.migrations).toMatchObject({
+      status: "ok",
+      applied: EXPECTED_MIGRATIONS.length,
+      pending: [],
+    });
+    await owner.execute(sql`REVOKE EXECUTE ON FUNCTION anchorpipe_applied_migrations() FROM anchorpipe_app`);
     try {
-      const report = await checkHealth({ db: worker, now: () => new Date() });
-      expect(report.checks.migrations).toMatchObject({
-        status: "ok",
-        applied: EXPECTED_MIGRATIONS.length,
-        pending: [],
-      });
+      const unreadable = await checkHealth({ db: worker, now: () => new Date() });
+      expect(unreadable.checks.migrations).toMatchObject({ status: "unknown" });
+      expect(unreadable.checks.migrations.reason).toMatch(/42501/);
+      expect(unreadable.failing).not.toContain("migrations");
     } finally {
-      await owner.execute(sql`DROP FUNCTION anchorpipe_applied_migrations()`);
+      await owner.execute(sql`GRANT EXECUTE ON FUNCTION anchorpipe_applied_migrations() TO anchorpipe_app`);
     }
   });
 

@@ -1,0 +1,1 @@
+DROP FUNCTION "anchorpipe_applied_migrations"();
