@@ -1,10 +1,12 @@
 import { log } from "../lib/logger";
 import { processApproved, purgeExpiredExports } from "../services/privacy/process";
+import { remindDeadlines } from "../services/privacy/reminders";
 import { DEFAULT_LEASE_MS, type Job, JobFailedError, skipped } from "./types";
 
 /**
  * Daily: carries out approved data subject requests (exports to the ARCHIVE bucket, erasures through
- * anchorpipe_erase_user) and deletes export archives 30 days after completion (src/services/privacy). The
+ * anchorpipe_erase_user), deletes export archives 30 days after completion, then reminds platform admins of
+ * open requests due within 7 days or overdue (once per admin and request; src/services/privacy). The
  * scheduled time is the clock of the run. A request that fails stays `processing` and is tried again on the
  * next run; the run then fails, so the ledger and /api/health show it.
  */
@@ -17,10 +19,12 @@ export const privacyRequests: Job = {
     const ctx = { db, now: () => scheduledTime, actorId: null };
     const counts = await processApproved(ctx, env.ARCHIVE);
     counts.exportsPurged = await purgeExpiredExports(ctx, env.ARCHIVE);
-    log.info("job.privacy_requests", { ...counts });
+    const reminders = await remindDeadlines(ctx);
+    const all = { ...counts, dueSoon: reminders.dueSoon, remindersSent: reminders.sent };
+    log.info("job.privacy_requests", all);
     if (counts.errors) {
-      throw new JobFailedError(`${counts.errors} data subject request(s) could not be carried out`, { ...counts });
+      throw new JobFailedError(`${counts.errors} data subject request(s) could not be carried out`, all);
     }
-    return { outcome: "succeeded", counts: { ...counts } };
+    return { outcome: "succeeded", counts: all };
   },
 };

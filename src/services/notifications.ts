@@ -4,7 +4,8 @@ import { cursorTime } from "./keyset";
 
 export type NotificationView = {
   id: string;
-  repoId: string;
+  /** Null for a platform-wide notification (always addressed to one person). */
+  repoId: string | null;
   type: string;
   title: string;
   message: string;
@@ -33,7 +34,8 @@ const columns = sql`id, repo_id as "repoId", type, title, message, severity, rea
 /**
  * A person's notifications: their own, and the repository-wide ones (user_id null: a flaky test whose
  * owners are not people with access) of every repository they hold a role on, while they hold it. A
- * repository-wide notification has one read flag, shared by everyone who sees it.
+ * repository-wide notification has one read flag, shared by everyone who sees it. A platform-wide one
+ * (repo_id null: a data request's deadline reminder to a platform admin) always names its person.
  */
 const addressedTo = (userId: string) => sql`(user_id = ${userId} or (user_id is null and repo_id in (
   select repo_id from user_repo_roles where user_id = ${userId})))`;

@@ -224,7 +224,7 @@ export const TABLES: Record<string, TableSpec> = {
   },
   notifications: {
     columns: [
-      "repo_id uuid!",
+      "repo_id uuid",
       "user_id uuid",
       "type notification_type!",
       "title text!",

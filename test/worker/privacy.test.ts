@@ -7,6 +7,7 @@ import { checkHealth } from "../../src/services/health";
 import { EXPORT_TABLES } from "../../src/services/privacy/export";
 import { signDownload } from "../../src/services/privacy/links";
 import { exportKey } from "../../src/services/privacy/process";
+import { REMINDER_EVENT } from "../../src/services/privacy/reminders";
 import { overdueRequests } from "../../src/services/privacy/requests";
 import { unzip } from "../../src/services/privacy/zip";
 import { createRepo } from "../../src/services/repos";
@@ -141,6 +142,32 @@ describe("data subject requests", () => {
   });
 });
 
+type NotificationBody = {
+  id: string;
+  repoId: string | null;
+  type: string;
+  title: string;
+  message: string;
+  severity: string;
+  actionUrl: string | null;
+};
+
+/** Every notification GET /api/notifications gives `who`, all pages. */
+async function notificationsOf(who: Person): Promise<NotificationBody[]> {
+  const all: NotificationBody[] = [];
+  let cursor: string | null = null;
+  do {
+    const res = await api("GET", `/api/notifications?limit=200${cursor ? `&cursor=${cursor}` : ""}`, {
+      token: who.token,
+    });
+    expect(res.status).toBe(200);
+    const page = await res.json<{ items: NotificationBody[]; nextCursor: string | null }>();
+    all.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return all;
+}
+
 describe("deadline", () => {
   it("is DSR_DEADLINE_DAYS after the request (1 to 90, default 30)", async () => {
     expect(loadConfig({ ...env, DSR_DEADLINE_DAYS: undefined } as unknown as Cloudflare.Env).DSR_DEADLINE_DAYS).toBe(
@@ -164,6 +191,73 @@ describe("deadline", () => {
     });
     expect(invalid.status).toBe(500);
     await db.execute(sql`update data_subject_requests set status = 'rejected' where id = ${body.id}`);
+  });
+});
+
+describe("deadline reminders", () => {
+  it("reach every platform admin once per request due within 7 days, across runs, and nobody else", async () => {
+    const admin = await person({ platformAdmin: true });
+    const member = await person();
+    const alice = await person();
+    const bob = await person();
+    const soon = (await ask(alice, "export")).body;
+    const later = (await ask(bob, "export")).body;
+    // At the run's clock `soon` is due in 3 days; `later` is moved 20 days further out.
+    const at = new Date(new Date(soon.dueAt).getTime() - 3 * DAY);
+    await db.execute(sql`
+      update data_subject_requests set due_at = ${new Date(at.getTime() + 20 * DAY).toISOString()}::timestamptz
+      where id = ${later.id}`);
+
+    const first = await runJob(at);
+    expect(first.outcome).toBe("succeeded");
+    expect(first.counts?.remindersSent).toBeGreaterThanOrEqual(1);
+    const second = await runJob(new Date(at.getTime() + DAY));
+    expect(second.outcome).toBe("succeeded");
+
+    const mine = (await notificationsOf(admin)).filter((n) => n.message.includes(soon.id));
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({
+      repoId: null,
+      type: "system_alert",
+      title: "Data request due soon",
+      severity: "warning",
+      actionUrl: "/api/admin/data-requests?status=pending",
+    });
+    expect(mine[0].message).toContain(soon.dueAt.slice(0, 10));
+    // Nobody is named: the request by id only.
+    expect(mine[0].message).not.toContain(alice.login);
+    expect(mine[0].message).not.toContain(alice.id);
+    expect((await notificationsOf(admin)).some((n) => n.message.includes(later.id))).toBe(false);
+    // Not for a non-admin, nor for the requester.
+    for (const who of [member, alice]) {
+      expect((await notificationsOf(who)).filter((n) => n.repoId === null)).toEqual([]);
+    }
+    const rows = await db.execute<{ user_id: string }>(sql`
+      select user_id from notifications
+      where metadata ->> 'event' = ${REMINDER_EVENT} and metadata ->> 'requestId' = ${soon.id}`);
+    // One per admin (every admin there was at the run), none to anyone else.
+    const recipients = rows.rows.map((r) => r.user_id);
+    expect(new Set(recipients).size).toBe(recipients.length);
+    expect(recipients).toContain(admin.id);
+    for (const who of [member, alice, bob]) expect(recipients).not.toContain(who.id);
+    expect(
+      (
+        await db.execute(sql`
+          select 1 from notifications where metadata ->> 'event' = ${REMINDER_EVENT} and metadata ->> 'requestId' = ${later.id}`)
+      ).rows,
+    ).toEqual([]);
+
+    // The admin reads it; a third run still sends nothing new for it. `later`, once inside its window, is reminded.
+    expect((await api("POST", `/api/notifications/${mine[0].id}/read`, { token: admin.token })).status).toBe(200);
+    await runJob(new Date(at.getTime() + 2 * DAY));
+    expect((await notificationsOf(admin)).filter((n) => n.message.includes(soon.id))).toHaveLength(1);
+    await runJob(new Date(at.getTime() + 14 * DAY));
+    const laterReminder = (await notificationsOf(admin)).filter((n) => n.message.includes(later.id));
+    expect(laterReminder).toHaveLength(1);
+    expect(laterReminder[0].title).toBe("Data request due soon");
+    expect((await notificationsOf(admin)).filter((n) => n.message.includes(soon.id))).toHaveLength(1);
+
+    await db.execute(sql`update data_subject_requests set status = 'rejected' where id in (${soon.id}, ${later.id})`);
   });
 });
 

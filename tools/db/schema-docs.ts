@@ -34,7 +34,9 @@ const DOMAINS: { title: string; tables: Record<string, string> }[] = [
       flake_scores: "The current flakiness score of a test case (1:1), with the factors that explain it.",
       owner_maps: "Who owns which paths of a repository (CODEOWNERS lines, manual entries, heuristics).",
       repository_configs: "Per-repository settings: retention, scoring threshold, signature requirements.",
-      notifications: "Messages to the people of a repository; a null `user_id` addresses the whole repository.",
+      notifications:
+        "Messages to the people of a repository; a null `user_id` addresses the whole repository. A null `repo_id` " +
+        "is a platform-wide message to one person (`user_id`): a data subject request's deadline reminder to a platform admin.",
     },
   },
   {

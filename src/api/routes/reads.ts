@@ -235,7 +235,7 @@ readRoutes.openapi(
 const notificationSchema = z
   .object({
     id: z.string(),
-    repoId: z.string(),
+    repoId: z.string().nullable().openapi({ description: "Null for a platform-wide notification" }),
     type: z.string(),
     title: z.string(),
     message: z.string(),

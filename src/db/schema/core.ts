@@ -217,9 +217,8 @@ export const notifications = pgTable(
   "notifications",
   {
     id: id(),
-    repoId: uuid()
-      .notNull()
-      .references(() => repos.id, { onDelete: "cascade" }),
+    /** Null for a platform-wide notification (a data request's deadline reminder to a platform admin). */
+    repoId: uuid().references(() => repos.id, { onDelete: "cascade" }),
     /** Null means the whole repository. */
     userId: uuid().references(() => users.id, { onDelete: "cascade" }),
     type: notificationType().notNull(),
