@@ -43,12 +43,20 @@ export async function repoWithPeople() {
 export async function api(
   method: string,
   path: string,
-  options: { token?: string; body?: unknown; headers?: Record<string, string>; bindings?: Cloudflare.Env } = {},
+  options: {
+    token?: string;
+    body?: unknown;
+    /** Sent as it is, instead of `body` as JSON. */
+    rawBody?: string;
+    headers?: Record<string, string>;
+    bindings?: Cloudflare.Env;
+  } = {},
 ): Promise<Response> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.Authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  const init = { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) };
+  const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  const init = { method, headers, body };
   if (!options.bindings) return exports.default.fetch(`http://worker${path}`, init);
   const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
   return createApp().fetch(new Request(`http://worker${path}`, init), options.bindings, ctx);

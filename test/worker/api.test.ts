@@ -500,6 +500,10 @@ describe("properties", () => {
       "from",
       "to",
       "unread",
+      "class",
+      "owner",
+      "sort",
+      "status",
       "x",
     );
     const value = fc.oneof(

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/env";
 import { privacyRequests } from "../../src/jobs/privacy-requests";
@@ -167,6 +168,51 @@ async function notificationsOf(who: Person): Promise<NotificationBody[]> {
   } while (cursor);
   return all;
 }
+
+describe("bad input", () => {
+  /** The rows a request endpoint can write for a person: their requests, the events and the audit rows. */
+  async function requestState(userId: string) {
+    const result = await db.execute<{ digest: string }>(sql`
+      select md5(
+        coalesce((select string_agg(r::text, '|' order by r.id) from data_subject_requests r where r.user_id = ${userId}), '')
+        || coalesce((select string_agg(e::text, '|' order by e.id) from data_subject_request_events e
+          where e.request_id in (select id from data_subject_requests where user_id = ${userId})), '')
+        || coalesce((select string_agg(a::text, '|' order by a.id) from audit_logs a where a.subject = 'dsr'
+          and a.subject_id in (select id::text from data_subject_requests where user_id = ${userId})), '')
+      ) as digest`);
+    return result.rows[0].digest;
+  }
+
+  const anyBody = fc.oneof(
+    fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+    fc
+      .record({ type: fc.string(), decision: fc.string(), reason: fc.string({ unit: "binary" }) })
+      .map((v) => JSON.stringify(v)),
+    fc.string({ unit: "binary" }),
+  );
+
+  it("any body to create a request or to decide one: never 5xx, and a 4xx writes nothing", async () => {
+    const admin = await person({ platformAdmin: true });
+    const alice = await person();
+    const { body: pending } = await ask(alice, "export");
+    const raw = (method: string, path: string, token: string, text: string) =>
+      api(method, path, { token, headers: { "Content-Type": "application/json" }, rawBody: text });
+    await fc.assert(
+      fc.asyncProperty(anyBody, async (text) => {
+        const before = await requestState(alice.id);
+        for (const res of [
+          await raw("POST", "/api/me/data-requests", alice.token, text),
+          await raw("PATCH", `/api/admin/data-requests/${pending.id}`, admin.token, text),
+        ]) {
+          const answer = await res.text();
+          expect(res.status, answer.slice(0, 300)).toBeLessThan(500);
+          if (res.status >= 400) expect(await requestState(alice.id)).toBe(before);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
 
 describe("deadline", () => {
   it("is DSR_DEADLINE_DAYS after the request (1 to 90, default 30)", async () => {
