@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../app-env";
-import { issueDetails } from "../contract/ingestion";
+import { isStorableText, issueDetails, UNSTORABLE_MESSAGE } from "../contract/ingestion";
 import { ApiError, ERROR_CODES } from "../lib/errors";
 import type { Access } from "../services/permissions";
 import { accessMiddleware } from "./access";
@@ -79,6 +79,18 @@ export function json<T extends z.ZodType>(schema: T, description: string) {
 }
 
 /** A page of items: `{ items, nextCursor }`. */
+/** A bounded filter value that PostgreSQL can compare with. */
+export const filterText = (max: number) => z.string().min(1).max(max).refine(isStorableText, UNSTORABLE_MESSAGE);
+
+/** What names a test case in every answer about one. */
+export const testIdentity = {
+  testId: z.string(),
+  path: z.string(),
+  name: z.string(),
+  suite: z.string().nullable(),
+  framework: z.string(),
+};
+
 export function pageOf<T extends z.ZodType>(item: T) {
   return z.object({ items: z.array(item), nextCursor: z.string().nullable() });
 }

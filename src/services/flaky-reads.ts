@@ -279,17 +279,10 @@ export async function getTestScore(ctx: ServiceContext, repoId: string, testId: 
   };
 }
 
-export type QuarantinedTest = {
-  testId: string;
-  path: string;
-  name: string;
-  suite: string | null;
-  framework: string;
-  class: FlakeClass;
-  score: number;
-  reason: string;
-  owners: string[];
-};
+export type QuarantinedTest = Pick<
+  FlakyTestItem,
+  "testId" | "path" | "name" | "suite" | "framework" | "class" | "score" | "owners"
+> & { reason: string };
 
 /**
  * The tests CI should skip or tolerate (QUARANTINED_CLASSES), by path then name (then framework and id), in

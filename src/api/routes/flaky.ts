@@ -1,5 +1,4 @@
 import { z } from "@hono/zod-openapi";
-import { isStorableText, UNSTORABLE_MESSAGE } from "../../contract/ingestion";
 import { ApiError } from "../../lib/errors";
 import { ifNoneMatchHits, strongEtag } from "../../lib/etag";
 import { decodeCursor, pageQuery, toPage } from "../../lib/pagination";
@@ -14,7 +13,7 @@ import {
   RECENT_RUNS,
 } from "../../services/flaky-reads";
 import { serviceContext } from "../context";
-import { apiApp, date, ERRORS, idParam, json, pageOf, route } from "../openapi";
+import { apiApp, date, ERRORS, filterText, idParam, json, pageOf, route, testIdentity } from "../openapi";
 
 /** The flake scores (spec/api.md, "Flaky tests"): the ranked list, one test's score, CI's quarantine list. */
 export const flakyRoutes = apiApp();
@@ -36,15 +35,9 @@ const classList = z
       "A test not scored yet is `stable` with score 0.",
   });
 
-const filterText = (max: number) => z.string().min(1).max(max).refine(isStorableText, UNSTORABLE_MESSAGE);
-
 const flakyTestSchema = z
   .object({
-    testId: z.string(),
-    path: z.string(),
-    name: z.string(),
-    suite: z.string().nullable(),
-    framework: z.string(),
+    ...testIdentity,
     class: classSchema,
     score: z.number().int().min(0).max(100),
     failureProbability: z
@@ -116,11 +109,7 @@ flakyRoutes.openapi(
 
 const testScoreSchema = z
   .object({
-    testId: z.string(),
-    path: z.string(),
-    name: z.string(),
-    suite: z.string().nullable(),
-    framework: z.string(),
+    ...testIdentity,
     owners: z.array(z.string()),
     scored: z.boolean().describe(`false until the test's first score: then class stable, score 0, factors null`),
     class: classSchema,
@@ -182,11 +171,7 @@ const quarantineSchema = z
     repoId: z.string(),
     tests: z.array(
       z.object({
-        testId: z.string(),
-        path: z.string(),
-        name: z.string(),
-        suite: z.string().nullable(),
-        framework: z.string(),
+        ...testIdentity,
         class: z.enum(["flaky", "highly_flaky"]),
         score: z.number().int().min(0).max(100),
         reason: z.string(),

@@ -1,5 +1,4 @@
 import { z } from "@hono/zod-openapi";
-import { isStorableText, UNSTORABLE_MESSAGE } from "../../contract/ingestion";
 import { auditAction, auditSubject } from "../../db/schema";
 import { ApiError } from "../../lib/errors";
 import { decodeCursor, pageQuery, toPage, withoutCursor } from "../../lib/pagination";
@@ -8,7 +7,7 @@ import { getIngestion, listIngestions } from "../../services/ingestion-reads";
 import { listNotifications, markNotificationRead } from "../../services/notifications";
 import { commitRuns, getTest, listTests, testRuns } from "../../services/test-reads";
 import { callerOf, serviceContext } from "../context";
-import { apiApp, date, ERRORS, idParam, json, pageOf, route } from "../openapi";
+import { apiApp, date, ERRORS, filterText, idParam, json, pageOf, route } from "../openapi";
 
 /** What people and dashboards read: tests, runs, uploads, notifications, audit logs. */
 export const readRoutes = apiApp();
@@ -47,9 +46,6 @@ const runSchema = z
     failureDetails: z.string().nullable().describe("Redacted and capped at ingestion (ADR 0004)"),
   })
   .openapi("TestRun");
-
-/** A bounded filter value that PostgreSQL can compare with. */
-const filterText = (max: number) => z.string().min(1).max(max).refine(isStorableText, UNSTORABLE_MESSAGE);
 
 readRoutes.openapi(
   route("repo:read", {
