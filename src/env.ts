@@ -51,6 +51,23 @@ export const envSchema = z.object({
    */
   OPERATOR_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
   /**
+   * The GitHub App (README, GitHub App). Its webhook secret (a secret): absent means POST /api/webhooks/github
+   * answers 503 misconfigured. At least 16 characters.
+   */
+  GITHUB_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  /** The App's id (a number, from its settings page). */
+  GITHUB_APP_ID: z
+    .string()
+    .regex(/^[1-9]\d{0,19}$/, "must be the App's numeric id")
+    .optional(),
+  /** The App's private key (a secret), PEM as GitHub downloads it (PKCS#1) or PKCS#8. */
+  GITHUB_APP_PRIVATE_KEY: z
+    .string()
+    .regex(/^-----BEGIN (RSA )?PRIVATE KEY-----/, "must be a PEM private key")
+    .optional(),
+  /** GitHub's REST API; the tests point it at a local fake. */
+  GITHUB_API_URL: z.url({ protocol: /^https?$/ }).default("https://api.github.com"),
+  /**
    * Days a data subject request has before it is due (due_at = requested_at + this many days). The default,
    * 30, is GDPR's one month (art. 12(3)); a shorter internal deadline is fine, a longer one is not lawful
    * without an extension the person was told about, so at most 90 (the extended three months).

@@ -17,5 +17,12 @@ declare namespace Cloudflare {
     API_LIMITER?: RateLimit;
     /** Test-run archive (wrangler.toml [[r2_buckets]]; src/services/retention/manifest.ts). */
     ARCHIVE?: R2Bucket;
+    /** The GitHub App's secrets and settings (validated in src/env.ts). */
+    GITHUB_WEBHOOK_SECRET?: string;
+    GITHUB_APP_ID?: string;
+    GITHUB_APP_PRIVATE_KEY?: string;
+    GITHUB_API_URL?: string;
+    /** Workflow runs whose reports the GitHub App ingests (wrangler.toml [[queues]]; src/services/github). */
+    GITHUB_QUEUE?: Queue<import("./services/github/messages").GithubQueueMessage>;
   }
 }
