@@ -1,12 +1,18 @@
-import { idempotencyKeyFor, issueDetails, payloadSchema } from "../contract/ingestion";
-import { normalizeResults } from "../ingestion/normalize";
+import { idempotencyKeyFor, issueDetails, type Payload, payloadSchema } from "../contract/ingestion";
+import { type NormalizedResult, normalizeResults } from "../ingestion/normalize";
 import type { ClientInfo } from "../lib/client-info";
 import { describeDbError } from "../lib/db-errors";
 import { sha256Hex } from "../lib/encoding";
 import { ApiError } from "../lib/errors";
 import { log } from "../lib/logger";
 import type { ServiceContext } from "./context";
-import { IngestionIncompleteError, IngestionRefusedError, type IngestionResponse, storeIngestion } from "./ingestion";
+import {
+  IngestionIncompleteError,
+  type IngestionInput,
+  IngestionRefusedError,
+  type IngestionResponse,
+  storeIngestion,
+} from "./ingestion";
 import type { AuthenticatedUpload } from "./upload-auth";
 
 /**
@@ -21,28 +27,80 @@ export async function ingestUpload(
   input: { auth: AuthenticatedUpload; body: Uint8Array<ArrayBuffer>; client: ClientInfo },
 ): Promise<IngestionResponse> {
   const { auth, body } = input;
-  const now = ctx.now();
-  const json = decodeJson(body);
-  const parsed = payloadSchema.safeParse(json);
-  if (!parsed.success) {
-    throw new ApiError("validation_failed", "The payload is invalid.", issueDetails(parsed.error));
-  }
-  const payload = parsed.data;
-  const normalized = normalizeResults(payload, now);
-  if (!normalized.ok) throw new ApiError("validation_failed", "The payload is invalid.", normalized.details);
+  const { payload, results } = validatePayload(decodeJson(body), ctx.now());
   if (payload.repo_id.toLowerCase() !== auth.repoId) {
     throw new ApiError("forbidden", "repo_id does not match the repository the request is signed for.");
   }
-
   const bodySha256 = await sha256Hex(body);
-  const environment = payload.environment ?? null;
-  const outcome = await storeIngestion(ctx, {
+  return store(ctx, {
     repoId: auth.repoId,
+    payload,
+    results,
     idempotencyKey: idempotencyKeyFor(auth.scheme, {
       webhookId: auth.webhookId,
       payloadKey: payload.idempotency_key,
       bodySha256Hex: bodySha256,
     }),
+    payloadSha256: bodySha256,
+    scheme: auth.scheme,
+    secretId: auth.secret.id,
+    keyId: auth.secret.keyId,
+    client: input.client,
+  });
+}
+
+/**
+ * Reports the GitHub App fetched itself (src/services/github): the same
+ * validation, normalisation and storage as an upload, without a signing
+ * secret. `payload` is built by the App from a workflow run; its
+ * idempotency_key names the artifact, so a redelivered webhook or a re-run
+ * stores nothing twice.
+ */
+export async function ingestAppReports(
+  ctx: ServiceContext,
+  input: { repoId: string; payload: unknown },
+): Promise<{ outcome: "stored" | "duplicate"; response: IngestionResponse }> {
+  const { payload, results } = validatePayload(input.payload, ctx.now());
+  if (payload.repo_id.toLowerCase() !== input.repoId || !payload.idempotency_key) {
+    throw new Error("the App built a payload for another repository or without an idempotency key");
+  }
+  const response = await store(ctx, {
+    repoId: input.repoId,
+    payload,
+    results,
+    idempotencyKey: `github-app:${payload.idempotency_key}`,
+    payloadSha256: await sha256Hex(JSON.stringify(input.payload)),
+    scheme: "github-app",
+    secretId: null,
+    keyId: null,
+    client: { ipAddress: null, userAgent: "anchorpipe GitHub App" },
+  });
+  return { outcome: response.isDuplicate ? "duplicate" : "stored", response };
+}
+
+function validatePayload(json: unknown, now: Date): { payload: Payload; results: NormalizedResult[] } {
+  const parsed = payloadSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new ApiError("validation_failed", "The payload is invalid.", issueDetails(parsed.error));
+  }
+  const normalized = normalizeResults(parsed.data, now);
+  if (!normalized.ok) throw new ApiError("validation_failed", "The payload is invalid.", normalized.details);
+  return { payload: parsed.data, results: normalized.results };
+}
+
+async function store(
+  ctx: ServiceContext,
+  input: Pick<IngestionInput, "repoId" | "idempotencyKey" | "payloadSha256" | "scheme" | "secretId" | "keyId"> & {
+    payload: Payload;
+    results: NormalizedResult[];
+    client: ClientInfo;
+  },
+): Promise<IngestionResponse> {
+  const { payload } = input;
+  const environment = payload.environment ?? null;
+  const outcome = await storeIngestion(ctx, {
+    repoId: input.repoId,
+    idempotencyKey: input.idempotencyKey,
     commitSha: payload.commit_sha.toLowerCase(),
     runId: payload.run_id,
     framework: payload.framework,
@@ -51,11 +109,11 @@ export async function ingestUpload(
     environment,
     environmentHash: environment ? await sha256Hex(canonicalJson(environment)) : null,
     metadata: payload.metadata ?? null,
-    scheme: auth.scheme,
-    secretId: auth.secret.id,
-    keyId: auth.secret.keyId,
-    payloadSha256: bodySha256,
-    results: normalized.results,
+    scheme: input.scheme,
+    secretId: input.secretId,
+    keyId: input.keyId,
+    payloadSha256: input.payloadSha256,
+    results: input.results,
     userAgent: input.client.userAgent,
     ipAddress: input.client.ipAddress,
   }).catch((error: unknown) => {

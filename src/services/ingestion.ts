@@ -59,9 +59,11 @@ export interface IngestionInput {
   environment: Record<string, string> | null;
   environmentHash: string | null;
   metadata: Record<string, unknown> | null;
-  scheme: SignatureScheme;
-  secretId: string;
-  keyId: string;
+  /** How the upload was authenticated: a signature scheme, or the GitHub App fetching the reports itself. */
+  scheme: SignatureScheme | "github-app";
+  /** The signing secret that verified it; null for the GitHub App, which needs none. */
+  secretId: string | null;
+  keyId: string | null;
   payloadSha256: string;
   results: NormalizedResult[];
   userAgent: string | null;
@@ -216,6 +218,7 @@ export async function storeIngestion(
       from done cross join (values
         ('hmac_auth_success', 'upload signature verified'),
         ('ingestion_accepted', 'test results stored')) as a(action, description)
+      where action <> 'hmac_auth_success' or ${input.secretId}::uuid is not null
     ), touched as (
       update hmac_secrets set last_used_at = ${now.toISOString()}
       where id = ${input.secretId} and exists (select 1 from done)
