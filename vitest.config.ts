@@ -32,6 +32,11 @@ export default defineConfig({
                 ENVIRONMENT: "test",
                 HMAC_KEK: inject("hmacKek"),
                 GATEWAY_URL: inject("gatewayUrl"),
+                // The GitHub App, pointed at the run's fake GitHub (test/support/fake-github.ts).
+                GITHUB_API_URL: inject("githubApiUrl"),
+                GITHUB_APP_ID: inject("githubAppId"),
+                GITHUB_APP_PRIVATE_KEY: inject("githubPrivateKey"),
+                GITHUB_WEBHOOK_SECRET: inject("githubWebhookSecret"),
               },
               // The test-run archive (wrangler.toml's ARCHIVE), in memory for the run.
               r2Buckets: ["ARCHIVE"],

@@ -1,8 +1,9 @@
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
 import { serveLocalGateway } from "../tools/db/local-gateway.ts";
 import { migrateUp } from "../tools/db/migrator.ts";
 import { createTestDatabase } from "../tools/db/test-database.ts";
+import { startFakeGithub } from "./support/fake-github.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -27,13 +28,22 @@ declare module "vitest" {
     gatewayUrl: string;
     /** This run's key-encryption key for HMAC secrets. */
     hmacKek: string;
+    /** The local fake GitHub's base URL (test/support/fake-github.ts): the Worker's GITHUB_API_URL. */
+    githubApiUrl: string;
+    /** The GitHub App this run registers with the fake. */
+    githubAppId: string;
+    /** That App's private key, PKCS#1 PEM as GitHub downloads it. */
+    githubPrivateKey: string;
+    /** The App's webhook secret for this run. */
+    githubWebhookSecret: string;
   }
 }
 
 /**
  * Runs once per `npm test`, in Node: makes this run's database, applies the
  * migrations (as anchorpipe_migrator), and serves it through the local Neon
- * gateway on a free port, with passwords made for this run.
+ * gateway on a free port, with passwords made for this run; starts the fake GitHub with an App key pair made
+ * for this run.
  */
 export default async function setup({ provide }: TestProject) {
   const database = await createTestDatabase();
@@ -50,7 +60,20 @@ export default async function setup({ provide }: TestProject) {
   provide("gatewayUrl", `http://127.0.0.1:${running.port}`);
   provide("hmacKek", `1:${randomBytes(32).toString("base64")}`);
 
+  const githubAppId = "424242";
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: "pkcs1", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "pem" },
+  });
+  const fakeGithub = await startFakeGithub({ appId: githubAppId, publicKey });
+  provide("githubApiUrl", fakeGithub.url);
+  provide("githubAppId", githubAppId);
+  provide("githubPrivateKey", privateKey);
+  provide("githubWebhookSecret", randomBytes(32).toString("hex"));
+
   return async () => {
+    await fakeGithub.close();
     await running.close();
     await database.drop();
   };

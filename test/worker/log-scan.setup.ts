@@ -3,8 +3,9 @@ import { afterAll, expect } from "vitest";
 
 /**
  * Every worker test file's console output, checked when the file ends (vitest.config.ts, setupFiles): no
- * connection string with a password, no personal token or signing secret, and none of the run's own
- * secrets (the database URLs and their passwords, the key-encryption key) in anything the Worker or the
+ * connection string with a password, no personal token or signing secret, no GitHub installation token, JWT
+ * or private key, and none of the run's own secrets (the database URLs and their passwords, the
+ * key-encryption key, the GitHub App's webhook secret and private key) in anything the Worker or the
  * tests printed. Lines a test swallows with its own console spy are that test's to check
  * (test/worker/logs.test.ts scans a whole session that way, emails and query strings included).
  */
@@ -32,6 +33,9 @@ const SHAPES: [string, RegExp][] = [
   ["a connection string with a password", /\bpostgres(?:ql)?:\/\/[^\s"'/@:]+:[^\s"'@]+@/i],
   ["a personal token", /\bap_[A-Za-z0-9_-]{40,}/],
   ["a signing secret", /\bwhsec_[A-Za-z0-9+/]{40,}/],
+  ["a GitHub installation token", /\bghs_[A-Za-z0-9]{30,}/],
+  ["a JWT", /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{20,}/],
+  ["a PEM private key", /-----BEGIN (?:RSA )?PRIVATE KEY-----/],
 ];
 
 function runSecrets(): [string, string][] {
@@ -46,6 +50,11 @@ function runSecrets(): [string, string][] {
   for (const part of (env.HMAC_KEK ?? "").split(",")) {
     const key = part.split(":")[1];
     if (key) secrets.push(["HMAC_KEK", key]);
+  }
+  if (env.GITHUB_WEBHOOK_SECRET) secrets.push(["GITHUB_WEBHOOK_SECRET", env.GITHUB_WEBHOOK_SECRET]);
+  // Any one line of the key's body is enough to tell a leak, even of a key printed without its PEM armour.
+  for (const line of (env.GITHUB_APP_PRIVATE_KEY ?? "").split(/\\n|\n/)) {
+    if (line.length >= 32 && !line.startsWith("-----")) secrets.push(["GITHUB_APP_PRIVATE_KEY", line]);
   }
   return secrets;
 }
