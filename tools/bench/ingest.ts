@@ -253,11 +253,17 @@ const dialect = new PgDialect();
  * What the upload's scoring statement (rescore the tests it ran, notifications, flaky_candidates) costs
  * inside the upload: the same statement for the same upload, replayed on PostgreSQL directly in a
  * transaction that is rolled back. The upload ran it once already, so the stored rows it compares with are
- * the ones it wrote; the work (the tests selected, their windows) is the same.
+ * the ones it wrote; the work (the tests selected, their windows, the stored classes read to find
+ * transitions) is the same. It is replayed as the request that completed the upload (its completed_at), so
+ * the part that only that request runs is timed too.
  */
 async function replayScoring(client: pg.Client, repoId: string, ingestionId: string, asOf: Date): Promise<number> {
   const settings = dialect.sqlToQuery(SCORING_SETTINGS);
-  const statement = dialect.sqlToQuery(uploadScoringQuery({ repoId, ingestionId, asOf, completedAt: new Date(0) }));
+  const { rows } = await client.query<{ completed_at: Date }>("select completed_at from ingestions where id = $1", [
+    ingestionId,
+  ]);
+  const completedAt = rows[0].completed_at;
+  const statement = dialect.sqlToQuery(uploadScoringQuery({ repoId, ingestionId, asOf, completedAt }));
   await client.query("begin");
   try {
     await client.query(settings.sql, settings.params);

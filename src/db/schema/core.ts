@@ -154,6 +154,12 @@ export const flakeScores = pgTable(
   (t) => [
     index("flake_scores_repo_score_idx").on(t.repoId, t.score.desc().nullsFirst()),
     index("flake_scores_repo_flaky_idx").on(t.repoId, t.score.desc().nullsFirst()).where(sql`${t.score} >= 60`),
+    // The rows at rest (stable, no failure in the window): an upload's scoring skips its clean passes of these
+    // tests by one range of this small index (src/services/scoring/rescore.ts, changedOnly). The predicate is
+    // the query's, word for word, or the planner cannot use it.
+    index("flake_scores_resting_idx")
+      .on(t.repoId, t.testCaseId)
+      .where(sql`${t.class} = 'stable' and ${t.passRate} = 1 and ${t.recencyFail} = 0`),
     check("flake_scores_score_range", sql`${t.score} BETWEEN 0 AND 100`),
     check("flake_scores_window_positive", sql`${t.windowN} > 0 AND ${t.runsConsidered} >= 0`),
   ],

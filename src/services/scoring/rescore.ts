@@ -40,17 +40,25 @@ export type ScoreRow = {
   threshold: number;
 };
 
-function scopeFilter(repoId: string, scope: ScoringScope): SQL {
-  if (scope === "all") return sql``;
+/**
+ * The test cases to score, one row each. An upload's are read from its runs alone (one index range; no pass
+ * over test_cases, whose rows the runs reference). `changedOnly` asks flake_scores only about the runs that
+ * passed at the first attempt, and only for rows at rest: flake_scores_resting_idx (migration 0018) holds
+ * exactly those, so the lookup is one range of a small index, not a pass over every stored explanation.
+ */
+function scopeCases(repoId: string, scope: ScoringScope): SQL {
+  const repo = sql`${repoId}::uuid`;
+  if (scope === "all") return sql`select tc.id from test_cases tc where tc.repo_id = ${repo}`;
   if ("testCaseIds" in scope) {
-    return sql`and tc.id = any(string_to_array(${scope.testCaseIds.join(",")}, ',')::uuid[])`;
+    return sql`select tc.id from test_cases tc where tc.repo_id = ${repo}
+      and tc.id = any(string_to_array(${scope.testCaseIds.join(",")}, ',')::uuid[])`;
   }
-  const ran = sql`select r.test_case_id from test_runs r where r.ingestion_id = ${scope.ingestionId}::uuid
-    and r.repo_id = ${repoId}::uuid`;
-  if (!scope.changedOnly) return sql`and tc.id in (${ran})`;
-  return sql`and tc.id in (${ran} and not (r.status <> 'fail' and r.rerun_count = 0 and exists (
-      select 1 from flake_scores s where s.test_case_id = r.test_case_id and s.class = 'stable' and s.pass_rate = 1
-        and s.recency_fail = 0)))`;
+  const ran = sql`r.ingestion_id = ${scope.ingestionId}::uuid and r.repo_id = ${repo}`;
+  if (!scope.changedOnly) return sql`select distinct r.test_case_id as id from test_runs r where ${ran}`;
+  return sql`select distinct r.test_case_id as id from test_runs r where ${ran}
+    and not (r.status <> 'fail' and r.rerun_count = 0 and r.test_case_id in (
+      select s.test_case_id from flake_scores s where s.repo_id = ${repo}
+        and s.class = 'stable' and s.pass_rate = 1 and s.recency_fail = 0))`;
 }
 
 const num = (value: number) => sql`${value}::float8`;
@@ -98,7 +106,7 @@ export function rescoreQuery(
     ), pending as (
       select coalesce(array_agg(id), '{}') as ids from ingestions where repo_id = ${repoId}::uuid and completed_at is null
     ), cases as materialized (
-      select tc.id from test_cases tc where tc.repo_id = ${repoId}::uuid ${scopeFilter(repoId, scope)}
+      ${scopeCases(repoId, scope)}
     ), agg as materialized (
       -- One row per test case, from its window: the last N executed runs up to asOf, within the horizon. It is
       -- computed per test case in a lateral subquery, so every sort and window pass is over at most N rows in
@@ -106,7 +114,7 @@ export function rescoreQuery(
       -- Runs in infrastructure outages are set aside in partitions of their own: counted, never evidence (every
       -- aggregate of evidence is filtered to good runs). Whether a run's upload was an outage is a hashed lookup,
       -- not a join with ci, which would be rebuilt for every test case; the uploads' other figures (the prior's
-      -- pool, the co-failure shares) are joined once, in \`pooled\` and \`clustered\`, from the runs' upload ids.
+      -- pool, the co-failure shares) are joined once, in \`pooled\`, from the runs' upload ids.
       select c.id as test_case_id, a.*
       from cases c cross join pending cross join lateral (
         select
@@ -131,7 +139,7 @@ export function rescoreQuery(
             as passes_since_failure,
           -- In time order, as the aggregates see them.
           array_agg(s.ingestion_id) filter (where not s.outage) as good_uploads,
-          array_agg(s.ingestion_id) filter (where not s.outage and s.first_fail) as failed_uploads,
+          array_agg(s.first_fail) filter (where not s.outage) as good_failed,
           max(s.last_failure_at) filter (where not s.outage) as last_failure_at,
           count(*) filter (where not s.outage and s.key_first and s.contradiction) as contradictions,
           count(*) filter (where not s.outage and s.retry_recovered) as retry_recoveries,
@@ -184,18 +192,18 @@ export function rescoreQuery(
         ) s
       ) a
     ), pooled as (
-      -- The uploads of each test's good runs: the pooled first-attempt failures for the prior (sums of integers:
-      -- hashed, in any order).
-      select a.test_case_id, sum(ci.first_failed) as pool_failed, sum(ci.executed) as pool_executed
-      from agg a cross join unnest(a.good_uploads) as g(ingestion_id) join ci on ci.id = g.ingestion_id
-      group by a.test_case_id
-    ), clustered as (
-      -- The mean co-failure share of its good failures, summed in time order (as floating point, order matters).
-      select a.test_case_id, avg(ci.co_fail_share order by g.n) as clustering
-      from agg a cross join unnest(a.failed_uploads) with ordinality as g(ingestion_id, n)
+      -- The uploads of each test's good runs, in one pass: the pooled first-attempt failures for the prior (sums
+      -- of integers: any order) and the mean co-failure share of its good failures, summed in time order (as
+      -- floating point, order matters).
+      select a.test_case_id, sum(ci.first_failed) as pool_failed, sum(ci.executed) as pool_executed,
+        avg(ci.co_fail_share order by g.n) filter (where g.failed) as clustering
+      from agg a cross join unnest(a.good_uploads, a.good_failed) with ordinality as g(ingestion_id, failed, n)
       join ci on ci.id = g.ingestion_id
       group by a.test_case_id
-    ), est as (
+    ), est as materialized (
+      -- This step and the next ones are materialized (a few hundred rows, in memory). Inlined, each reference to
+      -- an earlier step's column repeated that column's whole expression: p, its bounds and the verdicts were
+      -- computed several times per row, and planning the unfolded expressions took longer than running them.
       select a.test_case_id, p.rate as prior_rate,
         (coalesce(a.good_runs, 0) + coalesce(a.outage_runs, 0))::int as runs,
         coalesce(a.passes, 0)::int as passes,
@@ -206,7 +214,7 @@ export function rescoreQuery(
         coalesce(a.fail_streak, 0)::int as fail_streak, coalesce(a.streak_unpassed, false) as streak_unpassed,
         coalesce(a.contradictions, 0)::int as contradictions, coalesce(a.retry_recoveries, 0)::int as retry_recoveries,
         a.evidence_first_at, a.evidence_last_at, a.first_commit,
-        coalesce(cl.clustering, 0) as clustering, a.last_failure_at,
+        coalesce(pl.clustering, 0) as clustering, a.last_failure_at,
         ${num(m.priorStrength)} * p.rate + coalesce(a.fail_w, 0) as alpha,
         ${num(m.priorStrength)} * (1 - p.rate) + coalesce(a.pass_w, 0) as beta,
         (${num(m.priorStrength)} * p.rate + coalesce(a.fail_w_before, 0))
@@ -216,17 +224,16 @@ export function rescoreQuery(
           as p_at_failure
       from agg a
       left join pooled pl on pl.test_case_id = a.test_case_id
-      left join clustered cl on cl.test_case_id = a.test_case_id
       -- The empirical-Bayes prior: the failure rate of all tests in the same (good) CI runs, bounded.
       cross join lateral (select least(greatest(coalesce(pl.pool_failed::float8 / nullif(pl.pool_executed, 0),
         ${num(m.priorRateMin)}), ${num(m.priorRateMin)}), ${num(m.priorRateMax)}) as rate) p
-    ), bounds as (
+    ), bounds as materialized (
       select est.*, alpha / (alpha + beta) as p, alpha + beta as n_eff,
         case when good_runs >= 2 then flips::float8 / (good_runs - 1) else 0 end as volatility,
         case when last_failure_at is null then 0 else ${decayOf(sql`last_failure_at`)} end as recency_fail,
         case when runs > 0 then passes::float8 / runs else 1 end as pass_rate
       from est
-    ), verdict as (
+    ), verdict as materialized (
       select b.*,
         greatest(${wilson(sql`b.p`, sql`b.n_eff`, "-")}, 0) as p_lower,
         least(${wilson(sql`b.p`, sql`b.n_eff`, "+")}, 1) as p_upper,
@@ -235,14 +242,14 @@ export function rescoreQuery(
         (b.contradictions + b.retry_recoveries > 0 and b.passes_since_failure > 0
           and power(1 - b.p_at_failure, b.passes_since_failure) < ${num(m.recoveryAlpha)}) as recovered
       from bounds b
-    ), classed as (
+    ), classed as materialized (
       select v.*, cfg.*,
         (v.contradictions + v.retry_recoveries > 0 and v.p_lower >= ${num(m.flakyLowerBound)}
           and not v.recovered and not v.broken) as flaky,
         least(1, 2 * v.p) as t_pass, least(1, 2 * v.volatility) as t_vol, v.recency_fail as t_rec,
         case when v.good_failures > 0 then 1 - v.clustering else 0 end as t_clu
       from verdict v cross join cfg
-    ), scored as (
+    ), scored as materialized (
       -- A test that has not failed on good code in its window scores 0, whatever the prior says: no evidence,
       -- no score (and so an upload that only adds a clean pass cannot move it; see changedOnly).
       select c.*,
@@ -251,7 +258,7 @@ export function rescoreQuery(
           / nullif(c.w_pass + c.w_vol + c.w_rec + c.w_clu, 0)
           * case when c.flaky then 1 else ${num(m.unconfirmedScoreFactor)} end))) end::int as score
       from classed c
-    ), final as (
+    ), final as materialized (
       select s.*,
         case when s.broken then 'broken'
              when s.flaky and s.score >= s.threshold then 'highly_flaky'
@@ -328,7 +335,7 @@ export function rescoreQuery(
  * the planner's statistics lag behind (a fresh repository looks empty), so it would pick nested loops that
  * rerun a whole aggregation per test case; without them it hashes, which is right at every size (the
  * window's lateral index scan is a nested loop by nature and stays one). work_mem (64 MB, this transaction only)
- * keeps the sorts and hashes over every window's upload ids (`pooled`, `clustered`) in memory, not on disk.
+ * keeps the sorts and hashes over every window's upload ids (`pooled`) in memory, not on disk.
  */
 export const SCORING_SETTINGS: SQL = sql`select set_config('jit', 'off', true), set_config('enable_nestloop', 'off', true),
   set_config('work_mem', '64MB', true)`;

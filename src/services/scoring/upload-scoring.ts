@@ -58,8 +58,9 @@ export function uploadScoringQuery(u: UploadScoring): SQL {
       })}
     ), prev as materialized (
       -- The rows as they were: every part of one statement reads the snapshot taken before the upsert.
+      -- Looked up by key (an array, so no join: one index probe per rescored test, not a pass over the table).
       select s.test_case_id, s.class from flake_scores s
-      where s.repo_id = ${repo} and s.test_case_id in (select test_case_id from scored)
+      where s.test_case_id = any(array(select test_case_id from scored)) and s.repo_id = ${repo}
     ), transitions as (
       select sc.test_case_id, sc.score, sc.class, sc.reason, sc.threshold, tc.path, tc.name,
         coalesce(p.class, 'stable') as was,

@@ -1,0 +1,1 @@
+DROP INDEX "flake_scores_resting_idx";
