@@ -53,7 +53,10 @@ function scopeCases(repoId: string, scope: ScoringScope): SQL {
     return sql`select tc.id from test_cases tc where tc.repo_id = ${repo}
       and tc.id = any(string_to_array(${scope.testCaseIds.join(",")}, ',')::uuid[])`;
   }
-  const ran = sql`r.ingestion_id = ${scope.ingestionId}::uuid and r.repo_id = ${repo}`;
+  // The upload's runs by its id alone (its runs are the repository's: checked once on the upload, not run by run,
+  // which would tempt the planner into ANDing in the whole repository's range of test_runs_repo_started_idx).
+  const ran = sql`r.ingestion_id = ${scope.ingestionId}::uuid
+    and exists (select 1 from ingestions i where i.id = ${scope.ingestionId}::uuid and i.repo_id = ${repo})`;
   if (!scope.changedOnly) return sql`select distinct r.test_case_id as id from test_runs r where ${ran}`;
   return sql`select distinct r.test_case_id as id from test_runs r where ${ran}
     and not (r.status <> 'fail' and r.rerun_count = 0 and r.test_case_id in (
