@@ -84,6 +84,24 @@ export const REPORT_FORMATS = [
 ] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
+/**
+ * The `framework` an upload of one report format declares. A test case is keyed by its framework too, so the
+ * uploader and the GitHub App must label the same report alike.
+ */
+export const FORMAT_FRAMEWORKS: Record<ReportFormat, Framework> = {
+  junit: "junit",
+  trx: "unknown",
+  nunit: "unknown",
+  "jest-json": "jest",
+  "mocha-json": "mocha",
+  "playwright-json": "playwright",
+  "pytest-json": "pytest",
+  "go-test-json": "go",
+  "rspec-json": "unknown",
+  "dart-json": "unknown",
+  ctrf: "unknown",
+};
+
 /** Other names people give the same formats (vitest writes jest's JSON; flutter --machine is dart's). */
 export const FORMAT_ALIASES: Readonly<Record<string, ReportFormat>> = {
   "vitest-json": "jest-json",

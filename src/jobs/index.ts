@@ -1,6 +1,6 @@
 import { createDb, type Db } from "../db/client";
 import { type Bindings, loadConfig } from "../env";
-import { describeFailure } from "../lib/db-errors";
+import { describeFailure, failureText } from "../lib/db-errors";
 import { log } from "../lib/logger";
 import { dbHealthCheck } from "./db-health-check";
 import { expiredSessions } from "./expired-sessions";
@@ -43,15 +43,6 @@ export interface JobRunReport {
   note?: string;
   /** A failure described without the statement's parameters (describeFailure). */
   error?: Record<string, string>;
-}
-
-/** The ledger's one-line text of a failure: its name and message, or a database error's SQLSTATE and statement. */
-function failureText(failure: Record<string, string>): string {
-  const { name = "Error", message, statement, ...rest } = failure;
-  const details = Object.entries(rest)
-    .map(([key, value]) => `${key} ${value}`)
-    .join(", ");
-  return `${name}${details ? ` (${details})` : ""}${message || statement ? `: ${message ?? statement}` : ""}`;
 }
 
 /**

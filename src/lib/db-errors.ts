@@ -71,3 +71,12 @@ export function describeFailure(error: unknown): Record<string, string> {
   if (!(error instanceof Error)) return { name: typeof error };
   return { name: error.name, message: error.message.split("\n", 1)[0].slice(0, 200) };
 }
+
+/** A failure as one line (job ledger, dead-letter records): its name and message, or a database error's SQLSTATE and statement. */
+export function failureText(failure: Record<string, string>): string {
+  const { name = "Error", message, statement, ...rest } = failure;
+  const details = Object.entries(rest)
+    .map(([key, value]) => `${key} ${value}`)
+    .join(", ");
+  return `${name}${details ? ` (${details})` : ""}${message || statement ? `: ${message ?? statement}` : ""}`;
+}

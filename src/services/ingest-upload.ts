@@ -53,12 +53,17 @@ export async function ingestUpload(
  * Reports the GitHub App fetched itself (src/services/github): the same
  * validation, normalisation and storage as an upload, without a signing
  * secret. `payload` is built by the App from a workflow run; its
- * idempotency_key names the artifact, so a redelivered webhook or a re-run
- * stores nothing twice.
+ * idempotency_key names the artifact (whose content never changes), so a
+ * redelivered webhook or a re-run stores nothing twice.
  */
 export async function ingestAppReports(
   ctx: ServiceContext,
-  input: { repoId: string; payload: unknown },
+  input: {
+    repoId: string;
+    payload: unknown;
+    /** What identifies the content (an artifact's id and digest): a different one under the same key conflicts. */
+    contentId: string;
+  },
 ): Promise<{ outcome: "stored" | "duplicate"; response: IngestionResponse }> {
   const { payload, results } = validatePayload(input.payload, ctx.now());
   if (payload.repo_id.toLowerCase() !== input.repoId || !payload.idempotency_key) {
@@ -69,7 +74,7 @@ export async function ingestAppReports(
     payload,
     results,
     idempotencyKey: `github-app:${payload.idempotency_key}`,
-    payloadSha256: await sha256Hex(JSON.stringify(input.payload)),
+    payloadSha256: await sha256Hex(input.contentId),
     scheme: "github-app",
     secretId: null,
     keyId: null,

@@ -3,28 +3,13 @@
  * files go into one `reports` group, bare arrays of results into one `tests` group, and each payload file
  * into its own. Top-level fields come from flags, over CI variables, over the payload file's own values.
  */
-import { type Framework, payloadSchema, type ReportFormat } from "../../src/contract/ingestion.ts";
+import { FORMAT_FRAMEWORKS, type Framework, payloadSchema } from "../../src/contract/ingestion.ts";
 import type { CiInfo } from "./ci-env.ts";
 import { UploadError } from "./errors.ts";
 import type { LoadedInput } from "./inputs.ts";
 import { countTestcases } from "./junit-split.ts";
 import type { Item, PayloadFields, UploadGroup } from "./parts.ts";
 import { missingRunValue } from "./run-context.ts";
-
-/** The `framework` an upload of one report format declares. */
-const FORMAT_FRAMEWORKS: Record<ReportFormat, Framework> = {
-  junit: "junit",
-  trx: "unknown",
-  nunit: "unknown",
-  "jest-json": "jest",
-  "mocha-json": "mocha",
-  "playwright-json": "playwright",
-  "pytest-json": "pytest",
-  "go-test-json": "go",
-  "rspec-json": "unknown",
-  "dart-json": "unknown",
-  ctrf: "unknown",
-};
 
 export interface GroupContext {
   repoId: string;

@@ -285,12 +285,28 @@ const weights = z.object({
   recencyFail: z.number().min(0).max(1),
   clustering: z.number().min(0).max(1),
 });
+/** Patterns on artifact names (`*`, `?`; src/services/github/artifacts.ts), bounded and printable. */
+const artifactPatterns = z
+  .array(
+    z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[\x20-\x7e]+$/, "must be printable ASCII"),
+  )
+  .min(1)
+  .max(20)
+  .openapi({ description: "Replaces the list; null goes back to the defaults", example: ["*test-results*"] });
+
 const configSchema = z
   .object({
     retentionDays: z.number().int(),
     scoringThreshold: z.number().int(),
     requireTimestampedSignature: z.boolean(),
     scoringWeights: weights,
+    githubArtifactPatterns: z.array(z.string()).openapi({
+      description: "Names of workflow-run artifacts the GitHub App reads (`*` any characters, `?` one; case ignored)",
+    }),
     updatedAt: date().nullable(),
   })
   .openapi("RepositoryConfig");
@@ -324,6 +340,7 @@ repoAdminRoutes.openapi(
                 scoringThreshold: z.number().int().min(0).max(100).optional(),
                 requireTimestampedSignature: z.boolean().optional(),
                 scoringWeights: weights.partial().strict().optional(),
+                githubArtifactPatterns: artifactPatterns.nullable().optional(),
               })
               .refine((body) => Object.keys(body).length > 0, "nothing to change")
               .openapi("RepositoryConfigChanges"),
