@@ -6,6 +6,7 @@ import { accessLog } from "./middleware/access-log";
 import { configAndDb } from "./middleware/config";
 import { requestId } from "./middleware/request-id";
 import { DOCS_CSP, securityHeaders } from "./middleware/security-headers";
+import { githubWebhookRoutes } from "./routes/github-webhook";
 import { healthRoutes } from "./routes/health";
 import { ingestionRoutes } from "./routes/ingestion";
 import { metricsRoutes } from "./routes/metrics";
@@ -24,6 +25,7 @@ export function createApp() {
   app.route("/api/version", versionRoutes);
   app.route("/api/metrics", metricsRoutes);
   app.route("/api/ingestion", ingestionRoutes);
+  app.route("/api/webhooks/github", githubWebhookRoutes);
   app.route("/api", createApi());
   app.get("/docs", async (c, next) => {
     await next();

@@ -5,6 +5,7 @@ import { log } from "../lib/logger";
 import { dbHealthCheck } from "./db-health-check";
 import { expiredSessions } from "./expired-sessions";
 import { flakeRecompute } from "./flake-recompute";
+import { githubUpkeep } from "./github-upkeep";
 import { incompleteUploadCleanup } from "./incomplete-upload-cleanup";
 import { finishRun, takeLease } from "./ledger";
 import { partitionUpkeep } from "./partition-upkeep";
@@ -19,7 +20,7 @@ import { DEFAULT_LEASE_MS, type Job, type JobContext, JobFailedError } from "./t
  */
 export const SCHEDULE: Record<string, Job[]> = {
   "*/5 * * * *": [dbHealthCheck],
-  "0 * * * *": [partitionUpkeep, incompleteUploadCleanup, expiredSessions],
+  "0 * * * *": [partitionUpkeep, incompleteUploadCleanup, expiredSessions, githubUpkeep],
   "17 3 * * *": [retention, flakeRecompute, privacyRequests],
 };
 

@@ -88,7 +88,12 @@ describe("the schedule", () => {
   it("runs the jobs the issue names on the crons it names", () => {
     const names = Object.fromEntries(Object.entries(SCHEDULE).map(([cron, jobs]) => [cron, jobs.map((j) => j.name)]));
     expect(names[FIVE_MINUTES]).toEqual(["db-health"]);
-    expect(names[HOURLY]).toEqual(["partition-upkeep", "incomplete-upload-cleanup", "expired-sessions"]);
+    expect(names[HOURLY]).toEqual([
+      "partition-upkeep",
+      "incomplete-upload-cleanup",
+      "expired-sessions",
+      "github-upkeep",
+    ]);
     // Retention before the rescoring (other daily jobs may join them).
     expect(names[DAILY]).toEqual(expect.arrayContaining(["retention", "flake-recompute"]));
     expect(names[DAILY].indexOf("retention")).toBeLessThan(names[DAILY].indexOf("flake-recompute"));
@@ -120,7 +125,7 @@ describe("every cron dispatches its jobs and records each run in job_runs", () =
     expect(line.runId).toBe(run.id);
   });
 
-  it("hourly: partition upkeep (months from the scheduled time), incomplete uploads, expired sessions", async () => {
+  it("hourly: partition upkeep (months from the scheduled time), incomplete uploads, expired sessions, GitHub upkeep", async () => {
     const T = at(2, 1, 1, 0);
     const { events, error } = await trigger(HOURLY, T);
     expect(error).toBeUndefined();
@@ -129,6 +134,7 @@ describe("every cron dispatches its jobs and records each run in job_runs", () =
       ["partition-upkeep", "succeeded"],
       ["incomplete-upload-cleanup", "succeeded"],
       ["expired-sessions", "succeeded"],
+      ["github-upkeep", "succeeded"],
     ]);
     expect(runs[0].counts).toEqual({ created: 3, defaultPartitionRows: 0 });
     expect(runs[1].counts).toEqual({ removed: 0 });
@@ -276,6 +282,7 @@ describe("a failing job", () => {
       ["partition-upkeep", "failed"],
       ["incomplete-upload-cleanup", "succeeded"],
       ["expired-sessions", "succeeded"],
+      ["github-upkeep", "succeeded"],
     ]);
     expect(runs[0].finished).toBe(true);
     expect(runs[0].error).toMatch(/sqlState 22P02/);
