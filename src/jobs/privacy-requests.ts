@@ -4,7 +4,8 @@ import { remindDeadlines } from "../services/privacy/reminders";
 import { DEFAULT_LEASE_MS, type Job, JobFailedError, skipped } from "./types";
 
 /**
- * Daily: carries out approved data subject requests (exports to the ARCHIVE bucket, erasures through
+ * Daily: carries out approved data subject requests (exports to the ARCHIVE bucket; erasures: the test-run
+ * archive in ARCHIVE rewritten within a time budget, possibly over several runs, then the database through
  * anchorpipe_erase_user), deletes export archives 30 days after completion, then reminds platform admins of
  * open requests due within 7 days or overdue (once per admin and request; src/services/privacy). The
  * scheduled time is the clock of the run. A request that fails stays `processing` and is tried again on the

@@ -2,16 +2,21 @@ import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { repos } from "../../src/db/schema";
 import { ConfigError, loadConfig } from "../../src/env";
 import { privacyRequests } from "../../src/jobs/privacy-requests";
 import { checkHealth } from "../../src/services/health";
+import { ERASURE_SKIPPED_COLUMNS, needleMatcher } from "../../src/services/privacy/archive-erasure";
 import { EXPORT_TABLES } from "../../src/services/privacy/export";
 import { signDownload } from "../../src/services/privacy/links";
-import { exportKey } from "../../src/services/privacy/process";
+import { exportKey, processApproved } from "../../src/services/privacy/process";
 import { REMINDER_EVENT } from "../../src/services/privacy/reminders";
 import { overdueRequests } from "../../src/services/privacy/requests";
 import { unzip } from "../../src/services/privacy/zip";
 import { createRepo } from "../../src/services/repos";
+import { archiveRepoMonth } from "../../src/services/retention/archive";
+import { readManifest, sha256Hex } from "../../src/services/retention/manifest";
+import { restoreArchivedMonth } from "../../src/services/retention/restore";
 import { setRole } from "../../src/services/roles";
 import { createSecret } from "../../src/services/secrets";
 import { api, type Person, person } from "./api-support";
@@ -596,4 +601,314 @@ describe("erasure", () => {
     // Running the job again does nothing more to her.
     expect((await runJob()).outcome).toBe("succeeded");
   });
+});
+
+/**
+ * The test-run archive (ARCHIVE, test-runs/…): runs archived before an erasure are rewritten by it. The runs are
+ * dated in 2031 so that no retention run of another test file (all as of past dates) archives or deletes them.
+ */
+describe("erasure in the test-run archive", () => {
+  const MONTH = "2031-02";
+  const bucket = env.ARCHIVE as R2Bucket;
+  const fixedClock = () => new Date("2031-04-01T03:17:00Z");
+
+  /** Every object in the bucket: its SHA-256 and its text (gzip parts decompressed, ZIP entries joined). */
+  async function readBucket(): Promise<Map<string, { sha256: string; text: string }>> {
+    const objects = new Map<string, { sha256: string; text: string }>();
+    let startAfter: string | undefined;
+    for (;;) {
+      const page = await bucket.list({ startAfter, limit: 1000 });
+      for (const listed of page.objects) {
+        const object = await bucket.get(listed.key);
+        if (!object) continue;
+        const bytes = new Uint8Array(await object.arrayBuffer());
+        let text: string;
+        if (listed.key.endsWith(".gz"))
+          text = await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).text();
+        else if (listed.key.endsWith(".zip"))
+          text = unzip(bytes)
+            .map((entry) => new TextDecoder().decode(entry.data))
+            .join("\n");
+        else text = new TextDecoder().decode(bytes);
+        objects.set(listed.key, { sha256: await sha256Hex(bytes), text });
+      }
+      if (!page.truncated) break;
+      startAfter = page.objects.at(-1)?.key;
+    }
+    return objects;
+  }
+
+  const hitsIn = (text: string, needles: string[]) =>
+    needles.filter((needle) => text.toLowerCase().includes(needle.toLowerCase()));
+  const count = (text: string, needle: string) => text.split(needle).length - 1;
+
+  /**
+   * A repository with 240 runs in MONTH. With `named`, its test case, tags, ingestion environment, branches,
+   * failure output and run metadata name that person (email in upper case, login after a newline, GitHub id
+   * as a JSON number); every run's failure output of the other kind names bob.
+   */
+  async function seedRepo(
+    named: { login: string; email: string; name: string; id: string; githubId: string; account: string } | null,
+    bob: { login: string; email: string },
+  ) {
+    const [repo] = await db
+      .insert(repos)
+      .values({ owner: `archive-${crypto.randomUUID().slice(0, 8)}`, name: "runs" })
+      .returning();
+    await db.execute(sql`select anchorpipe_ensure_test_run_partitions(1, ${`${MONTH}-01`}::date)`);
+    const actor = named?.login ?? "ci-bot";
+    await db.execute(sql`
+      insert into test_cases (repo_id, path, name, framework, tags)
+      values (${repo.id}, 'src/login.test.ts', ${named ? `greets ${named.login}` : "greets someone"}, 'vitest',
+              ${`{auth,@${actor}}`}::text[]),
+             (${repo.id}, 'src/other.test.ts', 'passes', 'vitest', '{}')`);
+    await db.execute(sql`
+      insert into ingestions (repo_id, idempotency_key, commit_sha, run_id, framework, signature_scheme, tests_total,
+        tests_failed, tests_skipped, environment, payload_sha256, response, received_at, completed_at)
+      values (${repo.id}, 'archive-key', repeat('a', 40), 'ci-1', 'vitest', 'v2', 240, 40, 0,
+        ${JSON.stringify({ GITHUB_ACTOR: actor, runner: "linux" })}::jsonb, repeat('0', 64), '{"accepted": true}',
+        ${`${MONTH}-01T00:00:00Z`}::timestamptz, ${`${MONTH}-01T00:00:00Z`}::timestamptz)`);
+    await db.execute(sql`
+      insert into test_runs (repo_id, test_case_id, ingestion_id, commit_sha, branch, run_id, status, duration_ms,
+        started_at, failure_details, metadata, created_at)
+      select ${repo.id}, tc.id, i.id, repeat('a', 40),
+        case when n % 6 = 0 then ${`${actor}/fix-flake`} else 'main' end, 'ci-1',
+        case when n % 3 = 0 then 'fail' else 'pass' end::test_run_status, n, t,
+        case when n % 6 = 0 and ${named !== null} then ${named ? `expected greeting for ${named.name} <${named.email.toUpperCase()}>\n${named.login} (user ${named.id}, account ${named.account})` : ""}
+             when n % 6 = 3 then ${`broken by ${bob.login} <${bob.email}>`} end,
+        case when n % 6 = 0 and ${named !== null}
+             then jsonb_build_object('n', n, 'owner', ${named?.email ?? ""}::text,
+               'ids', jsonb_build_object(${named?.login ?? "x"}::text, ${named?.githubId ?? "0"}::numeric))
+             else jsonb_build_object('n', n) end,
+        t
+      from generate_series(${`${MONTH}-01T01:00:00Z`}::timestamptz, ${`${MONTH}-20T22:00:00Z`}::timestamptz,
+        '2 hours'::interval) with ordinality as s(t, n)
+      join test_cases tc on tc.repo_id = ${repo.id} and tc.name <> 'passes'
+      join ingestions i on i.repo_id = ${repo.id}`);
+    const result = await archiveRepoMonth({ db, now: fixedClock }, bucket, {
+      repoId: repo.id,
+      month: MONTH,
+      until: new Date("2031-03-01T00:00:00Z"),
+      maxParts: 100,
+      limits: { pageRows: 40, partMaxRows: 80, partMaxBytes: 1024 * 1024 },
+    });
+    expect(result.manifest.parts.length).toBeGreaterThanOrEqual(3);
+    // Gone from the database, as retention leaves them: a restore can only bring back what the archive holds.
+    await removeRepoRows(repo.id);
+    return { repoId: repo.id, manifest: result.manifest };
+  }
+
+  async function removeRepoRows(repoId: string) {
+    await db.execute(sql`delete from test_runs where repo_id = ${repoId}`);
+    await db.execute(sql`delete from ingestions where repo_id = ${repoId}`);
+    await db.execute(sql`delete from test_cases where repo_id = ${repoId}`);
+  }
+
+  /** Every part's object against its manifest entry: the keys whose SHA-256 or size differ. */
+  async function inconsistentParts(repoId: string): Promise<string[]> {
+    const manifest = await readManifest(bucket, repoId, MONTH);
+    const bad: string[] = [];
+    for (const part of manifest?.parts ?? []) {
+      const object = await bucket.get(part.key);
+      const bytes = new Uint8Array((await object?.arrayBuffer()) ?? new ArrayBuffer(0));
+      if ((await sha256Hex(bytes)) !== part.sha256 || bytes.byteLength !== part.bytes) bad.push(part.key);
+    }
+    if (manifest && manifest.bytes !== manifest.parts.reduce((sum, p) => sum + p.bytes, 0)) bad.push("total bytes");
+    return bad;
+  }
+
+  it("rewrites every part naming the person (resuming after a cut-short and a crashed run), leaves the rest byte for byte, and a restore brings back only the pseudonym", async () => {
+    const admin = await person({ platformAdmin: true });
+    const alice = await person();
+    const bob = await person();
+    const email = await withEmail(alice);
+    const bobEmail = await withEmail(bob);
+    const name = `Name ${alice.login}`;
+    const githubId = String(100_000_000 + Math.floor(Math.random() * 800_000_000));
+    const providerAccountId = `acct-${alice.login}`;
+    await db.execute(sql`update users set github_id = ${githubId} where id = ${alice.id}`);
+    await db.execute(sql`
+      insert into accounts (user_id, provider, provider_account_id) values (${alice.id}, 'github', ${providerAccountId})`);
+    const needles = [email, alice.login, name, alice.id, githubId, providerAccountId];
+    const named = { login: alice.login, email, name, id: alice.id, githubId, account: providerAccountId };
+    const withAlice = await seedRepo(named, { login: bob.login, email: bobEmail });
+    const withoutAlice = await seedRepo(null, { login: bob.login, email: bobEmail });
+
+    // Her own export, in the bucket until erasure.
+    const exportRequest = (await ask(alice, "export")).body;
+    expect((await decide(admin, exportRequest.id, "approve")).status).toBe(200);
+    await processApproved({ db, now: fixedClock }, bucket, { limit: 1000 });
+    expect(await bucket.head(exportKey(exportRequest.id))).not.toBeNull();
+
+    const before = await readBucket();
+    const mine = [...before.keys()].filter((key) => key.includes(withAlice.repoId) && key.endsWith(".gz"));
+    const others = [...before.keys()].filter((key) => key.includes(withoutAlice.repoId) && key.endsWith(".gz"));
+    expect(mine.every((key) => hitsIn(before.get(key)?.text ?? "", needles).length === needles.length)).toBe(true);
+    const bobBefore = [...before.values()].reduce((sum, o) => sum + count(o.text, bobEmail), 0);
+    expect(bobBefore).toBeGreaterThan(0);
+
+    const { body } = await ask(alice, "delete");
+    expect((await decide(admin, body.id, "approve")).status).toBe(200);
+    const status = async () =>
+      (await db.execute<{ status: string }>(sql`select status from data_subject_requests where id = ${body.id}`))
+        .rows[0].status;
+
+    // Cut short after one part: still processing, nothing erased from the database yet.
+    const cut = await processApproved({ db, now: fixedClock }, bucket, { limit: 1000, archiveMaxParts: 1 });
+    expect(cut.erasuresInProgress).toBeGreaterThanOrEqual(1);
+    const request = async () =>
+      (
+        await db.execute<{
+          status: string;
+          metadata: { pseudonym: string; archiveErasure?: { partsScanned: number } };
+        }>(sql`select status, metadata from data_subject_requests where id = ${body.id}`)
+      ).rows[0];
+    expect(await request()).toMatchObject({ status: "processing", metadata: { archiveErasure: { partsScanned: 1 } } });
+    const pseudonym = (await request()).metadata.pseudonym;
+    expect(pseudonym).toMatch(/^erased-[0-9a-f]{16}$/);
+    expect((await db.execute(sql`select 1 from users where id = ${alice.id} and email is not null`)).rows).toHaveLength(
+      1,
+    );
+
+    // A run that dies between storing a rewritten part and its manifest: the request stays processing, and that
+    // part's object and manifest entry disagree until the next run.
+    let crashed = false;
+    const crashing = {
+      get: (key: string) => bucket.get(key),
+      head: (key: string) => bucket.head(key),
+      list: (options: R2ListOptions) => bucket.list(options),
+      delete: (key: string) => bucket.delete(key),
+      put: (key: string, value: ArrayBuffer | ArrayBufferView | string, options?: R2PutOptions) => {
+        if (key.endsWith("manifest.json") && !crashed) {
+          crashed = true;
+          throw new Error("simulated crash");
+        }
+        return bucket.put(key, value, options);
+      },
+    };
+    const failed = await processApproved({ db, now: fixedClock }, crashing, { limit: 1000 });
+    expect(failed.errors).toBe(1);
+    expect(crashed).toBe(true);
+    expect(await status()).toBe("processing");
+    expect(await inconsistentParts(withAlice.repoId)).toHaveLength(1);
+
+    // The job finishes: the archive, then the database.
+    const run = await runJob();
+    expect(run.outcome).toBe("succeeded");
+    expect(await status()).toBe("completed");
+    const done = await db.execute<{ metadata: { pseudonym: string; archive: Record<string, number> } }>(
+      sql`select metadata from data_subject_requests where id = ${body.id}`,
+    );
+    expect(done.rows[0].metadata.pseudonym).toBe(pseudonym);
+    // The crashed run's part was stored before the crash, so the next run repaired its manifest entry.
+    expect(done.rows[0].metadata.archive).toMatchObject({ partsRewritten: mine.length - 1, manifestsRepaired: 1 });
+    expect(await inconsistentParts(withAlice.repoId)).toEqual([]);
+    expect(await inconsistentParts(withoutAlice.repoId)).toEqual([]);
+
+    // Every object in the bucket, decompressed: nothing of her; her export is gone; bob's text is all there.
+    const after = await readBucket();
+    for (const [key, object] of after) expect(hitsIn(object.text, needles), key).toEqual([]);
+    expect(after.has(exportKey(exportRequest.id))).toBe(false);
+    expect([...after.values()].reduce((sum, o) => sum + count(o.text, bobEmail), 0)).toBe(bobBefore);
+    for (const key of mine) expect(after.get(key)?.text).toContain(pseudonym);
+    // Parts that never named her are not rewritten.
+    for (const key of others) expect(after.get(key)?.sha256).toBe(before.get(key)?.sha256);
+    // The rewrite is the database's: a line holds what anchorpipe_erase_user leaves in the row.
+    const line = (after.get(mine[0])?.text ?? "")
+      .split("\n")
+      .find((l) => l.includes('"kind":"test_run"') && l.includes(pseudonym));
+    expect(JSON.parse(line ?? "{}").row).toMatchObject({
+      branch: `${pseudonym}/fix-flake`,
+      failure_details: `expected greeting for ${pseudonym} <${pseudonym}>\n${pseudonym} (user ${pseudonym}, account ${pseudonym})`,
+      metadata: { owner: pseudonym, ids: { [pseudonym]: pseudonym } },
+    });
+
+    // Restored, the month brings back the pseudonym and bob, never her.
+    for (const repo of [withAlice, withoutAlice]) {
+      const restored = await restoreArchivedMonth({ db, now: fixedClock }, bucket, {
+        repoId: repo.repoId,
+        month: MONTH,
+      });
+      expect(restored).toMatchObject({
+        runsRestored: repo.manifest.rows,
+        testCasesRecreated: 1,
+        ingestionsRecreated: 1,
+      });
+    }
+    const rows = await db.execute<{ line: string }>(sql`
+      select to_jsonb(r)::text as line from test_runs r where repo_id in (${withAlice.repoId}, ${withoutAlice.repoId})
+      union all select to_jsonb(c)::text from test_cases c where repo_id in (${withAlice.repoId}, ${withoutAlice.repoId})
+      union all select to_jsonb(i)::text from ingestions i where repo_id in (${withAlice.repoId}, ${withoutAlice.repoId})`);
+    const restoredText = rows.rows.map((r) => r.line).join("\n");
+    expect(rows.rows.length).toBe(withAlice.manifest.rows + withoutAlice.manifest.rows + 4);
+    expect(hitsIn(restoredText, needles)).toEqual([]);
+    expect(restoredText).toContain(pseudonym);
+    expect(restoredText).toContain(bobEmail);
+
+    // A second run changes nothing: no object, no request.
+    const events = async () =>
+      (await db.execute(sql`select id from data_subject_request_events where request_id = ${body.id}`)).rows.length;
+    const eventsBefore = await events();
+    expect((await runJob()).outcome).toBe("succeeded");
+    const again = await readBucket();
+    for (const [key, object] of after) expect(again.get(key)?.sha256, key).toBe(object.sha256);
+    expect(await events()).toBe(eventsBefore);
+
+    await removeRepoRows(withAlice.repoId);
+    await removeRepoRows(withoutAlice.repoId);
+  });
+
+  it("skips exactly the columns anchorpipe_erase_user skips", async () => {
+    const source = await db.execute<{ src: string }>(
+      sql`select prosrc as src from pg_proc where proname = 'anchorpipe_erase_user'`,
+    );
+    const list = /attname NOT IN \(([^)]*)\)/i.exec(source.rows[0].src)?.[1] ?? "";
+    const skipped = [...list.matchAll(/'([^']+)'/g)].map((m) => m[1]);
+    expect([...skipped].sort()).toEqual([...ERASURE_SKIPPED_COLUMNS].sort());
+  });
+
+  it("picks every line PostgreSQL's pattern would rewrite (the JavaScript test is a superset)", async () => {
+    const needles = ["Ada.Lovelace@mail.example", "ada-l", "Ada Lovelace", "583231"];
+    const { pattern } = { pattern: await patternOf(needles) };
+    const matcher = needleMatcher(needles);
+    const around = fc.constantFrom(
+      "",
+      " ",
+      "-",
+      "_",
+      ".",
+      "x",
+      "é",
+      "\n",
+      "\t",
+      '"',
+      "\\",
+      "/",
+      "@",
+      "+",
+      "1",
+      "ß",
+      "\u0001",
+    );
+    const needle = fc.constantFrom(...needles, "ADA-L", "ada lovelace", "ADA.LOVELACE@MAIL.EXAMPLE");
+    const texts = fc.sample(
+      fc.tuple(around, around, needle, around, around).map((parts) => parts.join("")),
+      300,
+    );
+    const result = await db.execute<{ text: string; hit: boolean }>(sql`
+      select t as text, t ~* ${pattern} as hit from jsonb_array_elements_text(${JSON.stringify(texts)}::jsonb) as x(t)`);
+    for (const row of result.rows) {
+      if (row.hit) expect(matcher.test(JSON.stringify({ failure_details: row.text })), row.text).toBe(true);
+    }
+    expect(result.rows.some((row) => row.hit)).toBe(true);
+  });
+
+  /** The pattern the function builds for these needles (the same SQL as personNeedles). */
+  async function patternOf(needles: string[]): Promise<string> {
+    const result = await db.execute<{ pattern: string }>(sql`
+      select '(?<![[:alnum:]_.-])(' || string_agg(regexp_replace(n, ${String.raw`([].^$*+?(){}|\\[-])`}, ${String.raw`\\\1`}, 'g'),
+        '|' order by length(n) desc, n) || ')(?![[:alnum:]_-])' as pattern
+      from jsonb_array_elements_text(${JSON.stringify(needles)}::jsonb) as x(n)`);
+    return result.rows[0].pattern;
+  }
 });

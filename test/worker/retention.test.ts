@@ -6,6 +6,7 @@ import { repos } from "../../src/db/schema";
 import { loadConfig } from "../../src/env";
 import worker from "../../src/index";
 import { flakeRecompute } from "../../src/jobs/flake-recompute";
+import { privacyRequests } from "../../src/jobs/privacy-requests";
 import { retention } from "../../src/jobs/retention";
 import { runRetention } from "../../src/services/retention";
 import { type MonthManifest, manifestKey, readManifest } from "../../src/services/retention/manifest";
@@ -315,13 +316,16 @@ describe("retention (ST-317)", () => {
     const repo = await newRepo(30);
     await seedRuns(repo, "2020-03-01T00:00:00Z", "2020-06-09T00:00:00Z", "1 day");
     const expired = await runIds(repo, new Date(at.getTime() - 30 * DAY));
-    // The rescoring shares the daily trigger; as of 2020 it would rescore the shared database's repositories.
+    // The rescoring and the data subject requests share the daily trigger; as of 2020 they would rescore the
+    // shared database's repositories and carry out other files' requests against this file's bucket.
     const recompute = vi.spyOn(flakeRecompute, "run").mockResolvedValue({ outcome: "skipped", note: "stubbed" });
+    const privacy = vi.spyOn(privacyRequests, "run").mockResolvedValue({ outcome: "skipped", note: "stubbed" });
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     try {
       await worker.scheduled(createScheduledController({ cron: "17 3 * * *", scheduledTime: at.getTime() }), env);
     } finally {
       recompute.mockRestore();
+      privacy.mockRestore();
       log.mockRestore();
     }
     const ledger = await db.execute<{ outcome: string; counts: Record<string, number> }>(sql`
