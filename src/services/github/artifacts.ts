@@ -12,11 +12,11 @@ export const DEFAULT_ARTIFACT_PATTERNS: readonly string[] = ["*test-results*", "
 
 export const ARTIFACT_LIMITS = {
   /** An artifact's zip as downloaded. Test-result artifacts are kilobytes to a few megabytes. */
-  zipBytes: 25 * 1024 * 1024,
+  zipBytes: 20 * 1024 * 1024,
   /** One report inside it: the ingestion body cap's default (an upload of one report could be no larger). */
   fileBytes: 5 * 1024 * 1024,
   /** All the reports read from one artifact. */
-  totalBytes: 25 * 1024 * 1024,
+  totalBytes: 20 * 1024 * 1024,
   /** Entries looked at in one zip. */
   files: 2_000,
 } as const;

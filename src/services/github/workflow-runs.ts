@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { FORMAT_FRAMEWORKS, LIMITS, type ReportFormat } from "../../contract/ingestion";
+import { parseReport, ReportParseError } from "../../ingestion/formats";
 import { ApiError } from "../../lib/errors";
 import type { ServiceContext } from "../context";
 import { ingestAppReports } from "../ingest-upload";
@@ -210,11 +211,22 @@ async function ingestBatch(
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
   const reports: { format: ReportFormat; content: string }[] = [];
   for (const report of batch) {
+    let content: string;
     try {
-      reports.push({ format, content: decoder.decode(report.bytes) });
+      content = decoder.decode(report.bytes);
     } catch {
       result.rejected.push({ artifact: artifact.name, format, message: `${report.path} is not UTF-8 text` });
+      continue;
     }
+    // A broken report would refuse the whole upload it is in: it is left out, and said, on its own.
+    try {
+      parseReport(format, content);
+    } catch (error) {
+      if (!(error instanceof ReportParseError)) throw error;
+      result.rejected.push({ artifact: artifact.name, format, message: `${report.path}: ${error.message}` });
+      continue;
+    }
+    reports.push({ format, content });
   }
   if (reports.length === 0) return;
   const payload = {
