@@ -60,7 +60,7 @@ async function consume(message: WorkflowRunMessage, attempts: number, queue = GI
     { id: `m-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body: message },
   ]);
   const ctx = createExecutionContext();
-  await worker.queue(batch, env, ctx);
+  await worker.queue(batch, env);
   return getQueueResult(batch, ctx);
 }
 
