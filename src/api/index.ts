@@ -3,6 +3,7 @@ import { Scalar } from "@scalar/hono-api-reference";
 import { bodyLimit } from "hono/body-limit";
 import { LIMITS, payloadSchema } from "../contract/ingestion";
 import { ApiError } from "../lib/errors";
+import { GITHUB_WEBHOOK_MAX_BODY_BYTES } from "../services/github/webhook-payloads";
 import { apiApp, errorSchema, ROUTE_ACCESS } from "./openapi";
 import { codeownersRoutes } from "./routes/codeowners";
 import { dataRequestRoutes } from "./routes/data-requests";
@@ -59,6 +60,12 @@ export function createApi() {
     type: "http",
     scheme: "bearer",
     description: "The OPERATOR_TOKEN secret, for GET /api/metrics.",
+  });
+  api.openAPIRegistry.registerComponent("securitySchemes", "githubSignature", {
+    type: "apiKey",
+    in: "header",
+    name: "X-Hub-Signature-256",
+    description: "`sha256=<hex HMAC-SHA256 of the body>` with the GitHub App's webhook secret (GITHUB_WEBHOOK_SECRET).",
   });
   api.openAPIRegistry.registerComponent("securitySchemes", "repositorySignature", {
     type: "apiKey",
@@ -117,6 +124,45 @@ function documentSeparateRoutes(api: ReturnType<typeof apiApp>) {
     description,
     content: { "application/json": { schema } },
   });
+  const webhookAnswer = z
+    .object({
+      deliveryId: z.string(),
+      event: z.string(),
+      action: z.string().nullable(),
+      outcome: z.enum(["pong", "applied", "queued", "ignored", "duplicate"]),
+      isDuplicate: z.boolean(),
+      queued: z.boolean(),
+      message: z.string(),
+      recordId: z.string().optional().openapi({ description: "queued: the workflow run's record." }),
+    })
+    .openapi("GithubWebhookAnswer");
+  api.openAPIRegistry.registerPath({
+    method: "post",
+    path: "/webhooks/github",
+    tags: ["github"],
+    summary: "The GitHub App's webhook deliveries (signed by GitHub with the App's webhook secret)",
+    description:
+      `Body at most ${GITHUB_WEBHOOK_MAX_BODY_BYTES} bytes. Headers X-GitHub-Event and X-GitHub-Delivery (a GUID; a ` +
+      "delivery id already handled is acknowledged and changes nothing). Handled: installation (created, deleted, " +
+      "suspend, unsuspend, new_permissions_accepted), installation_repositories (added, removed), workflow_run " +
+      "(completed), ping. Any other event or action: 202 with nothing stored. See README, GitHub App.",
+    security: [{ githubSignature: [] }],
+    request: {
+      body: { content: { "application/json": { schema: z.object({ action: z.string().optional() }).passthrough() } } },
+    },
+    responses: {
+      200: json("ping, an installation change applied, or a duplicate delivery", webhookAnswer),
+      202: json("A workflow run queued, or nothing to do (ignored)", webhookAnswer),
+      400: error("Invalid headers, JSON or payload"),
+      401: error("Bad or missing signature"),
+      413: error("Body too large"),
+      415: error("Not application/json"),
+      429: error("Rate limited; see Retry-After"),
+      500: error("GITHUB_WEBHOOK_SECRET is not configured (misconfigured)"),
+      503: error("Database or queue unavailable; see Retry-After (GitHub can redeliver)"),
+    },
+  });
+  ROUTE_ACCESS.set("POST /api/webhooks/github", "signed");
   const part = z
     .object({ status: z.enum(["ok", "warn", "fail", "unknown"]) })
     .passthrough()

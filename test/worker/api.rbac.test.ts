@@ -162,6 +162,7 @@ const MATRIX: Record<string, Entry> = {
   },
   // Not behind personal tokens: the signed upload and the public documents and health checks.
   "POST /api/ingestion": { need: "user", path: () => "" },
+  "POST /api/webhooks/github": { need: "user", path: () => "" },
   "GET /api/health": { need: "user", path: () => "" },
   "GET /api/health/db": { need: "user", path: () => "" },
   "GET /api/health/live": { need: "user", path: () => "" },
@@ -170,6 +171,7 @@ const MATRIX: Record<string, Entry> = {
 };
 const NOT_TOKEN_ROUTES = new Set([
   "POST /api/ingestion",
+  "POST /api/webhooks/github",
   "GET /api/health",
   "GET /api/health/db",
   "GET /api/health/live",

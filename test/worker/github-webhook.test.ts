@@ -1,5 +1,5 @@
 import { createScheduledController } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -1061,5 +1061,32 @@ describe("the hourly github-upkeep job", () => {
       (await db.execute(sql`select 1 from github_workflow_runs where repo_id = ${repo.id}::uuid`)).rows,
     ).toHaveLength(3);
     await db.execute(sql`delete from repos where id = ${repo.id}::uuid`);
+  });
+});
+
+describe("the API document", () => {
+  it("documents the webhook like ingestion: GitHub's signature scheme, the answer, every 4xx in the Error shape", async () => {
+    const res = await exports.default.fetch("http://worker/api/openapi.json");
+    const doc = await res.json<{
+      paths: Record<
+        string,
+        Record<
+          string,
+          { security: unknown; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }
+        >
+      >;
+      components: { securitySchemes: Record<string, { type: string; name?: string }> };
+    }>();
+    const operation = doc.paths["/webhooks/github"]?.post;
+    expect(operation?.security).toEqual([{ githubSignature: [] }]);
+    expect(doc.components.securitySchemes.githubSignature).toMatchObject({
+      type: "apiKey",
+      name: "X-Hub-Signature-256",
+    });
+    for (const [status, response] of Object.entries(operation?.responses ?? {})) {
+      const ref = response.content?.["application/json"]?.schema.$ref;
+      if (status.startsWith("4")) expect(ref, status).toBe("#/components/schemas/Error");
+      if (status.startsWith("2")) expect(ref, status).toBe("#/components/schemas/GithubWebhookAnswer");
+    }
   });
 });
