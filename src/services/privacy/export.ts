@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
+import { strToU8, type Zippable, zipSync } from "fflate";
 import type { ServiceContext } from "../context";
 import { toCsv } from "./csv";
-import { zip } from "./zip";
 
 /**
  * Everything stored about one person (GDPR art. 15 and 20), table by table, as one JSON document and one CSV
@@ -64,19 +64,20 @@ export async function collectExport(ctx: ServiceContext, input: { userId: string
   return document;
 }
 
-/** export.json and one CSV per table, plus a README naming what was left out. */
+/**
+ * export.json and one CSV per table, plus a README naming what was left out, deflated. Built in one call:
+ * the document is already in memory and the bucket needs the archive's length and SHA-256 up front.
+ */
 export function exportArchive(document: ExportDocument): Uint8Array<ArrayBuffer> {
-  const encoder = new TextEncoder();
   const readme =
     "Everything anchorpipe stores about you, as of generatedAt in export.json.\n" +
     "export.json holds every table; each CSV file holds one table's rows.\n" +
     "Left out: access and refresh tokens of linked accounts and the hashes of session tokens (secrets, not data about you).\n";
-  return zip(
-    [
-      { name: "README.txt", data: encoder.encode(readme) },
-      { name: "export.json", data: encoder.encode(JSON.stringify(document, null, 2)) },
-      ...EXPORT_TABLES.map((table) => ({ name: `${table}.csv`, data: encoder.encode(toCsv(document.tables[table])) })),
-    ],
-    new Date(document.generatedAt),
-  );
+  const files: Zippable = {
+    "README.txt": strToU8(readme),
+    "export.json": strToU8(JSON.stringify(document, null, 2)),
+  };
+  for (const table of EXPORT_TABLES) files[`${table}.csv`] = strToU8(toCsv(document.tables[table]));
+  // fflate writes the DOS timestamp in local time, which is UTC in a Worker.
+  return zipSync(files, { mtime: document.generatedAt });
 }
