@@ -413,6 +413,43 @@ export const TABLES: Record<string, TableSpec> = {
     unique: ["installation_id"],
     indexes: ["(account_id)", "(account_login)", "USING gin (repository_ids)"],
   },
+  // Not in schema.md: added by migration 0017 for the GitHub App (README, GitHub App).
+  github_webhook_deliveries: {
+    noId: true,
+    columns: [
+      "delivery_id uuid!",
+      "event text!",
+      "action text",
+      "installation_id bigint",
+      "outcome text!",
+      `received_at ${TS}! = now()`,
+    ],
+    unique: ["delivery_id"],
+    indexes: ["(received_at)"],
+    checks: ["'applied'::text, 'queued'::text, 'ignored'::text"],
+  },
+  github_workflow_runs: {
+    columns: [
+      "repo_id uuid!",
+      "installation_id bigint!",
+      "workflow_run_id bigint!",
+      "run_attempt integer!",
+      "head_sha text!",
+      "pull_requests integer[]! = '{}'::integer[]",
+      "status text! = 'queued'::text",
+      "attempts integer! = 0",
+      "last_error text",
+      "result jsonb",
+      "check_run_id bigint",
+      `created_at ${TS}! = now()`,
+      `updated_at ${TS}! = now()`,
+      `completed_at ${TS}`,
+    ],
+    fks: ["repo_id → repos.id cascade"],
+    unique: ["repo_id,workflow_run_id,run_attempt"],
+    indexes: ["(repo_id, head_sha)"],
+    checks: ["'dead_lettered'::text", "head_sha ~ '^[0-9a-f]{40}$'::text"],
+  },
 };
 
 /** Tables that keep history and may only grow. */
