@@ -52,7 +52,7 @@ export const envSchema = z.object({
   OPERATOR_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
   /**
    * The GitHub App (README, GitHub App). Its webhook secret (a secret): absent means POST /api/webhooks/github
-   * answers 503 misconfigured. At least 16 characters.
+   * answers 500 misconfigured, as ingestion does without HMAC_KEK. At least 16 characters.
    */
   GITHUB_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   /** The App's id (a number, from its settings page). */

@@ -14,7 +14,14 @@ export class UserExistsError extends Error {
  */
 export async function createUser(
   ctx: ServiceContext,
-  input: { login: string; name?: string | null; email?: string | null; isPlatformAdmin?: boolean },
+  input: {
+    login: string;
+    name?: string | null;
+    email?: string | null;
+    isPlatformAdmin?: boolean;
+    /** GitHub's numeric user id (decimal): links the person to the GitHub App's installations. */
+    githubId?: string | null;
+  },
 ): Promise<{ id: string; login: string; isPlatformAdmin: boolean }> {
   const id = crypto.randomUUID();
   try {
@@ -22,6 +29,7 @@ export async function createUser(
       ctx.db.insert(users).values({
         id,
         githubLogin: input.login,
+        githubId: input.githubId ?? null,
         name: input.name ?? null,
         email: input.email ?? null,
         isPlatformAdmin: input.isPlatformAdmin ?? false,
@@ -39,7 +47,7 @@ export async function createUser(
       }),
     ]);
   } catch (error) {
-    if (findSqlState(error) === "23505") throw new UserExistsError("a user with that email exists");
+    if (findSqlState(error) === "23505") throw new UserExistsError("a user with that email or GitHub id exists");
     throw error;
   }
   return { id, login: input.login, isPlatformAdmin: input.isPlatformAdmin ?? false };

@@ -2,6 +2,8 @@ import { sql } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
 import { parseCodeowners, replaceCodeowners } from "../../src/services/codeowners";
 import { setRole } from "../../src/services/roles";
+import { createToken } from "../../src/services/tokens";
+import { createUser } from "../../src/services/users";
 import { api, person } from "./api-support";
 import {
   fakeBlobViolations,
@@ -262,5 +264,44 @@ describe("the GitHub App, from webhook to check run", () => {
     // The broken report is left out on its own: the good one is stored.
     expect(await counts(app.repoId)).toEqual({ runs: 1, ingestions: 1, secrets: 0 });
     expect(await fakeCheckRuns(app.repo, sha)).toEqual([]);
+  });
+
+  it("makes the person who installs the App admin of the repositories it creates for them", async () => {
+    const githubUserId = githubId();
+    const login = `dev-${crypto.randomUUID().slice(0, 8)}`;
+    const user = await createUser(serviceContext(), { login, githubId: String(githubUserId) });
+    const { token } = await createToken(serviceContext(), { userId: user.id });
+    const installation = installationSpec();
+    const repo = repoSpec(installation.account.login, `mine-${crypto.randomUUID().slice(0, 8)}`);
+    const other = repoSpec(installation.account.login, `theirs-${crypto.randomUUID().slice(0, 8)}`);
+
+    // Someone without an anchorpipe account adds a repository: it is created, with nobody's role on it.
+    const stranger = installationEvent("created", installation, [other], { login: "stranger", id: githubId() });
+    expect((await deliver("installation", stranger)).status).toBeLessThan(300);
+    const res = await deliver("installation_repositories", {
+      ...installationEvent("created", installation, undefined, { login, id: githubUserId }),
+      action: "added",
+      repository_selection: "selected",
+      repositories_added: [
+        { id: repo.id, node_id: "R", name: repo.name, full_name: `${repo.owner}/${repo.name}`, private: true },
+      ],
+      repositories_removed: [],
+    });
+    expect(res.status, await res.clone().text()).toBeLessThan(300);
+
+    const roles = await testDb().execute<{ name: string; role: string }>(sql`
+      select r.name, urr.role::text as role from user_repo_roles urr join repos r on r.id = urr.repo_id
+      where urr.user_id = ${user.id}`);
+    expect(roles.rows).toEqual([{ name: repo.name, role: "admin" }]);
+    const history = await testDb().execute<{ action: string; new_role: string }>(sql`
+      select action, new_role::text as new_role from role_audit_logs where target_user_id = ${user.id}`);
+    expect(history.rows).toEqual([{ action: "assigned", new_role: "admin" }]);
+
+    // They see it in their repositories at once; the one the stranger added is not theirs.
+    const list = await api("GET", "/api/repos", { token });
+    expect(list.status).toBe(200);
+    const names = await list.json<{ items?: { name: string }[]; repos?: { name: string }[] }>();
+    expect(JSON.stringify(names)).toContain(repo.name);
+    expect(JSON.stringify(names)).not.toContain(other.name);
   });
 });

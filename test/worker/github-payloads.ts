@@ -93,13 +93,18 @@ export function installationObject(spec: InstallationSpec) {
 const sender = () => user("octocat", 1);
 
 /** `installation` (created, deleted, suspend, unsuspend, new_permissions_accepted). */
-export function installationEvent(action: string, spec: InstallationSpec, repositories?: RepoSpec[]) {
+export function installationEvent(
+  action: string,
+  spec: InstallationSpec,
+  repositories?: RepoSpec[],
+  by?: { login: string; id: number },
+) {
   return {
     action,
     installation: installationObject(spec),
     ...(repositories ? { repositories: repositories.map(shortRepo) } : {}),
     requester: null,
-    sender: sender(),
+    sender: by ? user(by.login, by.id) : sender(),
   };
 }
 

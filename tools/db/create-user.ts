@@ -11,7 +11,7 @@ import { openDatabase } from "./connection.ts";
 import { withWorkerDb } from "./create-repo.ts";
 
 /**
- * `npm run user:create -- --login ada [--platform-admin] [--repo acme/api --role admin]`: a person and a
+ * `npm run user:create -- --login ada [--github-id 583231] [--platform-admin] [--repo acme/api --role admin]`: a person and a
  * personal token, printed once — for first set-up and local use (spec/api.md, "Who is calling"). Made with
  * the Worker's own services over its kind of client, so the rows and audit entries are what the API writes.
  */
@@ -20,6 +20,8 @@ export interface CreateUserInput {
   login: string;
   name?: string;
   email?: string;
+  /** GitHub's numeric user id: repositories this person adds to the GitHub App get them as admin. */
+  githubId?: string;
   platformAdmin?: boolean;
   /** owner/name of an existing repository on which to give the user `role`. */
   repo?: string;
@@ -48,6 +50,7 @@ export async function createUserWithToken(backend: Backend, input: CreateUserInp
       login: input.login,
       name: input.name,
       email: input.email,
+      githubId: input.githubId,
       isPlatformAdmin: input.platformAdmin,
     });
     if (repoId) {
@@ -73,11 +76,20 @@ function program(): Command {
     if (n > MAX_TOKEN_DAYS) throw new InvalidArgumentError(`must be at most ${MAX_TOKEN_DAYS}`);
     return n;
   };
+  const githubId = (value: string) => {
+    if (!/^[1-9][0-9]{0,18}$/.test(value)) throw new InvalidArgumentError("must be GitHub's numeric user id");
+    return value;
+  };
   return new Command("npm run user:create --")
     .description("create a user and print a personal token for them, once")
     .requiredOption("--login <login>", "the user's login (GitHub login)")
     .option("--name <name>", "display name")
     .option("--email <email>", "e-mail address")
+    .option(
+      "--github-id <id>",
+      "GitHub's numeric user id: they administer the repositories they add to the App",
+      githubId,
+    )
     .option("--platform-admin", "may read the global audit log and use operator endpoints")
     .option("--repo <owner/name>", "an existing repository to give the user a role on")
     .option("--role <role>", `the role on --repo (${REPO_ROLES.join(", ")}; default admin)`, role)

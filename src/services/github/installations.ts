@@ -55,7 +55,7 @@ export async function applyInstallationEvent(
   const set: RepositorySet = payload.repositories
     ? { kind: "replace", repositories: payload.repositories }
     : { kind: "keep" };
-  return upsertInstallation(ctx, delivery, payload.installation, set);
+  return upsertInstallation(ctx, delivery, payload.installation, set, payload.sender?.id ?? null);
 }
 
 export async function applyInstallationRepositoriesEvent(
@@ -68,7 +68,7 @@ export async function applyInstallationRepositoriesEvent(
     payload.action === "added"
       ? { kind: "add", repositories: payload.repositories_added }
       : { kind: "remove", ghIds: payload.repositories_removed.map((repo) => repo.id) };
-  return upsertInstallation(ctx, delivery, payload.installation, set);
+  return upsertInstallation(ctx, delivery, payload.installation, set, payload.sender?.id ?? null);
 }
 
 function deliveryOf(deliveryId: string, event: string, action: string, installation: InstallationState): Delivery {
@@ -97,6 +97,7 @@ async function upsertInstallation(
   delivery: Delivery,
   installation: InstallationState,
   set: RepositorySet,
+  senderGithubId: string | null,
 ): Promise<InstallationChangeResult> {
   const now = sql`${ctx.now().toISOString()}::timestamptz`;
   const linking = set.kind === "replace" || set.kind === "add" ? set.repositories : [];
@@ -165,6 +166,30 @@ async function upsertInstallation(
         select 1 from repos r where r.gh_id = input.gh_id or (r.owner = input.owner and r.name = input.name))
       on conflict do nothing
       returning id
+    ),
+    -- A repository the App creates would have nobody to read it: the person who installed the App (or added
+    -- the repository to it), when they have an anchorpipe account linked to their GitHub id, becomes its admin.
+    installer as (
+      select u.id from users u
+      where u.github_id = ${senderGithubId}::text and u.deleted_at is null and exists (select 1 from created)
+    ),
+    installer_roles as (
+      insert into user_repo_roles (user_id, repo_id, role, assigned_by, updated_at)
+      select installer.id, created.id, 'admin', installer.id, ${now} from installer cross join created
+      on conflict (user_id, repo_id) do nothing
+      returning user_id, repo_id
+    ),
+    installer_history as (
+      insert into role_audit_logs (actor_id, target_user_id, repo_id, action, old_role, new_role, created_at)
+      select user_id, user_id, repo_id, 'assigned', null, 'admin', ${now} from installer_roles
+    ),
+    installer_audit as (
+      insert into audit_logs (actor_id, action, subject, subject_id, description, metadata, request_id, created_at)
+      select user_id, 'role_assigned', 'repo', repo_id, 'role assigned: installed the GitHub App',
+        jsonb_build_object('targetUserId', user_id::text, 'oldRole', null, 'newRole', 'admin',
+          'installationId', ${delivery.installationId}::text),
+        ${ctx.requestId ?? null}, ${now}
+      from installer_roles
     ),
     ${auditCte(
       ctx,

@@ -167,15 +167,20 @@ const installation = z
 
 export type InstallationState = z.output<typeof installation>;
 
+/** Who caused the event: the person installing or adding repositories (only the id is kept, never the login). */
+const sender = z.object({ id: githubId }).nullish();
+
 const installationEvent = z.object({
   action: z.enum(HANDLED_ACTIONS.installation),
   installation,
   repositories: repositories.nullish(),
+  sender,
 });
 
 const installationRepositoriesEvent = z.object({
   action: z.enum(HANDLED_ACTIONS.installation_repositories),
   installation,
+  sender,
   repositories_added: repositories.default([]),
   repositories_removed: z
     .array(z.object({ id: githubId }))
