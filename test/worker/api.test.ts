@@ -373,6 +373,37 @@ describe("read replica", () => {
   });
 });
 
+describe("repository config", () => {
+  it("keeps the GitHub App's artifact patterns beside the other settings, and null goes back to the defaults", async () => {
+    const { repoId, admin } = await repoWithPeople();
+    const read = async () => {
+      const res = await api("GET", `/api/repos/${repoId}/config`, { token: admin.token });
+      expect(res.status).toBe(200);
+      return res.json<{ githubArtifactPatterns: string[]; scoringWeights: { passRate: number } }>();
+    };
+    expect((await read()).githubArtifactPatterns).toEqual(["*test-results*", "*junit*", "*report*"]);
+    const set = async (body: unknown) => {
+      const res = await api("PATCH", `/api/repos/${repoId}/config`, { token: admin.token, body });
+      expect(res.status, await res.clone().text()).toBe(200);
+      return res.json<{ githubArtifactPatterns: string[]; scoringWeights: { passRate: number } }>();
+    };
+    expect((await set({ githubArtifactPatterns: ["unit-*", "e2e-?"] })).githubArtifactPatterns).toEqual([
+      "unit-*",
+      "e2e-?",
+    ]);
+    // Other changes leave the patterns alone, and the patterns leave the weights alone.
+    expect(await set({ scoringWeights: { passRate: 0.5 } })).toMatchObject({
+      githubArtifactPatterns: ["unit-*", "e2e-?"],
+      scoringWeights: { passRate: 0.5 },
+    });
+    expect(await set({ githubArtifactPatterns: null })).toMatchObject({
+      githubArtifactPatterns: ["*test-results*", "*junit*", "*report*"],
+      scoringWeights: { passRate: 0.5 },
+    });
+    expect((await read()).githubArtifactPatterns).toEqual(["*test-results*", "*junit*", "*report*"]);
+  });
+});
+
 describe("bad input", () => {
   it("an unknown repository and an invisible one answer the same 404 body", async () => {
     const { repoId } = await repoWithPeople();
@@ -411,6 +442,20 @@ describe("bad input", () => {
       ["PATCH", `/api/repos/${repoId}/config`, { retentionDays: 0 }, "retentionDays"],
       ["PATCH", `/api/repos/${repoId}/config`, { scoringThreshold: 101 }, "scoringThreshold"],
       ["PATCH", `/api/repos/${repoId}/config`, { scoringWeights: { passRate: 2 } }, "scoringWeights.passRate"],
+      ["PATCH", `/api/repos/${repoId}/config`, { githubArtifactPatterns: [] }, "githubArtifactPatterns"],
+      ["PATCH", `/api/repos/${repoId}/config`, { githubArtifactPatterns: ["a\u0000b"] }, "githubArtifactPatterns.0"],
+      [
+        "PATCH",
+        `/api/repos/${repoId}/config`,
+        { githubArtifactPatterns: ["x".repeat(101)] },
+        "githubArtifactPatterns.0",
+      ],
+      [
+        "PATCH",
+        `/api/repos/${repoId}/config`,
+        { githubArtifactPatterns: Array(21).fill("*") },
+        "githubArtifactPatterns",
+      ],
       ["PUT", `/api/repos/${repoId}/roles/${admin.id}`, { role: "owner" }, "role"],
       ["PUT", `/api/repos/${repoId}/roles/abc`, { role: "member" }, "userId"],
       ["POST", "/api/auth/tokens", { days: 366 }, "days"],
