@@ -1,5 +1,6 @@
 import { idempotencyKeyFor, issueDetails, type Payload, payloadSchema } from "../contract/ingestion";
 import { type NormalizedResult, normalizeResults } from "../ingestion/normalize";
+import { decodeJson } from "../lib/body";
 import type { ClientInfo } from "../lib/client-info";
 import { describeDbError } from "../lib/db-errors";
 import { sha256Hex } from "../lib/encoding";
@@ -138,22 +139,6 @@ async function store(
     throw new ApiError("conflict", "This idempotency key was already used for a different payload.");
   }
   return outcome.response;
-}
-
-function decodeJson(body: Uint8Array): unknown {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body);
-  } catch {
-    throw new ApiError("bad_request", "The body is not valid UTF-8.");
-  }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    // SyntaxError says where it broke; a RangeError (nesting beyond the stack) says nothing of the body.
-    const where = error instanceof SyntaxError ? error.message : "it is nested too deeply";
-    throw new ApiError("bad_request", `The body is not valid JSON: ${where}`);
-  }
 }
 
 /** Key order must not change the hash of the same environment. */

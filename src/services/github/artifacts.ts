@@ -1,5 +1,6 @@
 import { type FlateError, Inflate, Unzip, type UnzipDecoder } from "fflate";
 import { DETECTION_WINDOW, detectFormat, type ReportFormat } from "../../ingestion/formats/detect";
+import { concatBytes } from "../../lib/body";
 
 /**
  * Which artifacts of a workflow run hold test reports, and the reports inside their zips. Everything here is
@@ -153,7 +154,7 @@ export function reportsInZip(
       chunks.push(data);
       if (!final) return;
       done = true;
-      const bytes = concat(chunks, size);
+      const bytes = concatBytes(chunks, size);
       const format = detectFormat(decodeHead(bytes));
       if (format === null) {
         skipped.push({ path: file.name, reason: "not a report format the service reads" });
@@ -173,17 +174,6 @@ export function reportsInZip(
     throw new ArtifactUnreadableError(`the artifact is not a readable zip (${(error as Error).message})`);
   }
   return { reports, skipped };
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
 }
 
 /** The start of a file as text, for detection; a multi-byte character cut at the end decodes as U+FFFD. */

@@ -1,3 +1,4 @@
+import { concatBytes } from "../../lib/body";
 import { type CachedToken, createAppJwt, installationTokens, keyFingerprint, toPkcs8Pem } from "./app-auth";
 
 /**
@@ -186,14 +187,7 @@ async function readLimited(response: Response, maxBytes: number, what: string): 
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(chunks, total);
 }
 
 export function createGithubClient(

@@ -1,15 +1,9 @@
+import { decodeJson } from "../../lib/body";
 import { ApiError } from "../../lib/errors";
 import type { ServiceContext } from "../context";
 import { type RateLimiter, rateLimited } from "../rate-limits";
 import { applyInstallationEvent, applyInstallationRepositoriesEvent } from "./installations";
-import {
-  type DeliveryHeaders,
-  decodeJson,
-  handledAction,
-  isHandledEvent,
-  type ParsedEvent,
-  parseEvent,
-} from "./webhook-payloads";
+import { type DeliveryHeaders, handledAction, isHandledEvent, type ParsedEvent, parseEvent } from "./webhook-payloads";
 import { enqueueWorkflowRun, type MessageQueue, QueueUnavailableError } from "./workflow-run-events";
 
 /** What the webhook answers once the signature is good. */

@@ -65,22 +65,6 @@ export function isHandledEvent(event: string): event is HandledEvent {
   return Object.hasOwn(HANDLED_ACTIONS, event);
 }
 
-/** The body as JSON: a 400 for invalid UTF-8 or JSON. */
-export function decodeJson(body: Uint8Array): unknown {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body);
-  } catch {
-    throw new ApiError("bad_request", "The body is not valid UTF-8.");
-  }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    const where = error instanceof SyntaxError ? error.message : "it is nested too deeply";
-    throw new ApiError("bad_request", `The body is not valid JSON: ${where}`);
-  }
-}
-
 const text = (max: number) => z.string().max(max).refine(isStorableText, UNSTORABLE_MESSAGE);
 
 /** A GitHub id (a 64-bit integer on GitHub's side), as a decimal string: the form it travels and is bound in. */

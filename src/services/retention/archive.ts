@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { gzipWriter } from "../../lib/gzip";
 import type { ServiceContext } from "../context";
 import {
   type ArchiveBucket,
@@ -129,20 +130,7 @@ async function writePart(
   input: { repoId: string; key: string; from: string; until: string; afterId: string; limits: PartLimits },
 ): Promise<{ part: ArchivePart | null; exhausted: boolean }> {
   const { limits } = input;
-  const gzip = new CompressionStream("gzip");
-  const writer = gzip.writable.getWriter();
-  const chunks: Uint8Array[] = [];
-  let compressed = 0;
-  const drained = (async () => {
-    const reader = gzip.readable.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      chunks.push(value);
-      compressed += value.byteLength;
-    }
-  })();
-  const encoder = new TextEncoder();
+  const gzip = gzipWriter();
   const seenCases = new Set<string>();
   const seenIngestions = new Set<string>();
   let rows = 0;
@@ -152,7 +140,7 @@ async function writePart(
   let minCreated: PageRow | undefined;
   let maxCreated: PageRow | undefined;
   let exhausted = false;
-  while (rows < limits.partMaxRows && compressed < limits.partMaxBytes) {
+  while (rows < limits.partMaxRows && gzip.compressedBytes < limits.partMaxBytes) {
     const pageSize = Math.min(limits.pageRows, limits.partMaxRows - rows);
     const page = await db.execute<PageRow>(sql`
       select r.id, r.test_case_id, r.ingestion_id, (extract(epoch from r.created_at) * 1000)::float8 as created_ms,
@@ -182,7 +170,7 @@ async function writePart(
       if (!maxCreated || ms > Number(maxCreated.created_ms)) maxCreated = row;
     }
     if (pageRows.length) {
-      await writer.write(encoder.encode(text));
+      await gzip.write(text);
       first ??= pageRows[0];
       last = pageRows[pageRows.length - 1];
       afterId = last.id;
@@ -193,16 +181,8 @@ async function writePart(
       break;
     }
   }
-  await writer.close();
-  await drained;
+  const body = await gzip.finish();
   if (!rows || !first || !last || !minCreated || !maxCreated) return { part: null, exhausted };
-  const body = new Uint8Array(compressed);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  chunks.length = 0;
   const sha256 = await sha256Hex(body);
   // R2 verifies the checksum on upload: a corrupted transfer is an error, not a bad archive.
   await bucket.put(input.key, body, {

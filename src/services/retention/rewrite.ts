@@ -1,3 +1,4 @@
+import { gzipWriter } from "../../lib/gzip";
 import {
   type ArchiveBucket,
   ArchiveError,
@@ -164,20 +165,7 @@ async function rewriteLines(
   matcher: LineMatcher,
   rewrite: LineRewriter,
 ): Promise<{ body: Uint8Array; changed: number }> {
-  const gzip = new CompressionStream("gzip");
-  const writer = gzip.writable.getWriter();
-  const chunks: Uint8Array[] = [];
-  let compressed = 0;
-  const drained = (async () => {
-    const reader = gzip.readable.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      chunks.push(value);
-      compressed += value.byteLength;
-    }
-  })();
-  const encoder = new TextEncoder();
+  const gzip = gzipWriter();
   let changed = 0;
   let batch: string[] = [];
   let batchChars = 0;
@@ -194,7 +182,7 @@ async function rewriteLines(
         }
       });
     }
-    await writer.write(encoder.encode(`${batch.join("\n")}\n`));
+    await gzip.write(`${batch.join("\n")}\n`);
     batch = [];
     batchChars = 0;
   };
@@ -217,17 +205,8 @@ async function rewriteLines(
     await flush();
   } catch (error) {
     await reader.cancel().catch(() => {});
-    await writer.abort(error).catch(() => {});
-    await drained.catch(() => {});
+    await gzip.abort(error);
     throw error;
   }
-  await writer.close();
-  await drained;
-  const body = new Uint8Array(compressed);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return { body, changed };
+  return { body: await gzip.finish(), changed };
 }
