@@ -59,8 +59,14 @@ export function uploadScoringQuery(u: UploadScoring): SQL {
     ), prev as materialized (
       -- The rows as they were: every part of one statement reads the snapshot taken before the upsert.
       -- Looked up by key (an array, so no join: one index probe per rescored test, not a pass over the table).
-      select s.test_case_id, s.class from flake_scores s
-      where s.test_case_id = any(array(select test_case_id from scored)) and s.repo_id = ${repo}
+      -- The repository is checked after the probes (offset 0 keeps it there): as a condition of the scan, the
+      -- planner would AND in the repository's whole range of flake_scores_repo_score_idx, which grows with it.
+      select k.test_case_id, k.class from (
+        select s.test_case_id, s.class, s.repo_id from flake_scores s
+        where s.test_case_id = any(array(select test_case_id from scored))
+        offset 0
+      ) k
+      where k.repo_id = ${repo}
     ), transitions as (
       select sc.test_case_id, sc.score, sc.class, sc.reason, sc.threshold, tc.path, tc.name,
         coalesce(p.class, 'stable') as was,
@@ -70,7 +76,8 @@ export function uploadScoringQuery(u: UploadScoring): SQL {
           when sc.class = 'broken' then 'broken'
           else 'recovered' end as kind
       from scored sc
-      join test_cases tc on tc.id = sc.test_case_id
+      -- A probe per transition (they are few), never a pass over the repository's test cases.
+      cross join lateral (select c.path, c.name from test_cases c where c.id = sc.test_case_id) tc
       left join prev p on p.test_case_id = sc.test_case_id
       where sc.class is distinct from coalesce(p.class, 'stable')
         and (sc.class in ('highly_flaky', 'broken')
