@@ -104,7 +104,9 @@ async function completeRun(
     },
     { timeout: 30_000, interval: 100 },
   );
-  return runStatus(app.repoId, run.id, run.attempt ?? 1);
+  const row = await runStatus(app.repoId, run.id, run.attempt ?? 1);
+  if (!row) throw new Error("the run's record is gone");
+  return row;
 }
 
 async function counts(repoId: string) {
@@ -143,7 +145,7 @@ describe("the GitHub App, from webhook to check run", () => {
       reports: { "junit/TEST-checkout.xml": junit({ pays: "pass", refunds: "pass" }, new Date(base)) },
     });
     expect(await counts(app.repoId)).toEqual({ runs: 2, ingestions: 1, secrets: 0 });
-    expect(first?.result).toMatchObject({ testsRun: 2, testsFailed: 0, checkRunId: expect.any(String) });
+    expect(first.result).toMatchObject({ testsRun: 2, testsFailed: 0, checkRunId: expect.any(String) });
     let checks = await fakeCheckRuns(app.repo, sha);
     expect(checks).toHaveLength(1);
     expect(checks[0]).toMatchObject({ conclusion: "success", output: { title: "No test failures" } });
@@ -164,7 +166,7 @@ describe("the GitHub App, from webhook to check run", () => {
     expect(after["src.checkout::refunds"]?.class).toBe("stable");
 
     checks = await fakeCheckRuns(app.repo, sha);
-    const check = checks.find((c) => c.id === (second?.result as { checkRunId: string }).checkRunId);
+    const check = checks.find((c) => c.id === (second.result as { checkRunId: string }).checkRunId);
     expect(check).toMatchObject({ name: "anchorpipe: flaky tests", headSha: sha, conclusion: "failure" });
     expect(check?.output?.title).toBe("1 failure not known flaky, 1 known flaky");
     const summary = check?.output?.summary ?? "";
@@ -210,7 +212,7 @@ describe("the GitHub App, from webhook to check run", () => {
       reports: { "r.xml": junit({ pays: "fail", refunds: "pass" }, new Date(at + 2 * HOUR)) },
     });
     const check = (await fakeCheckRuns(app.repo, sha)).find(
-      (c) => c.id === (third?.result as { checkRunId: string }).checkRunId,
+      (c) => c.id === (third.result as { checkRunId: string }).checkRunId,
     );
     expect(check).toMatchObject({ conclusion: "neutral", output: { title: "1 failure, all known flaky" } });
   });
@@ -234,11 +236,11 @@ describe("the GitHub App, from webhook to check run", () => {
     // A re-run (attempt 2) lists the same artifacts: its ingestions are duplicates, the check run is updated.
     const rerun = await completeRun(app, { id, attempt: 2, headSha: sha });
     expect(await counts(app.repoId)).toEqual(stored);
-    const ingestions = (rerun?.result as { ingestions: { duplicate: boolean }[] }).ingestions;
+    const ingestions = (rerun.result as { ingestions: { duplicate: boolean }[] }).ingestions;
     expect(ingestions.map((i) => i.duplicate)).toEqual([true]);
     const checks = await fakeCheckRuns(app.repo, sha);
     expect(checks).toHaveLength(1);
-    expect(checks[0]!.id).toBe((first?.result as { checkRunId: string }).checkRunId);
+    expect(checks[0]!.id).toBe((first.result as { checkRunId: string }).checkRunId);
     expect(checks[0]!.updates).toBeGreaterThanOrEqual(1);
   });
 
@@ -254,7 +256,7 @@ describe("the GitHub App, from webhook to check run", () => {
         "broken.xml": '<?xml version="1.0"?><testsuites><testsuite name="x"><testcase name="a">',
       },
     });
-    expect(done?.result).toMatchObject({
+    expect(done.result).toMatchObject({
       checkRunId: null,
       checkRunNote: "not a pull request's run",
       rejected: [
