@@ -1,4 +1,5 @@
 import githubAppJwt from "universal-github-app-jwt";
+import { base64ToBytes, bytesToBase64 } from "../../lib/encoding";
 
 /**
  * Authenticating as the GitHub App: a short-lived JWT signed with the App's private key, exchanged for
@@ -18,16 +19,6 @@ function derLength(length: number): number[] {
   return [0x80 | bytes.length, ...bytes];
 }
 
-function base64ToBytes(text: string): Uint8Array {
-  return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
-}
-
-function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
-}
-
 /**
  * The key as PKCS#8 PEM. GitHub hands out PKCS#1 ("BEGIN RSA PRIVATE KEY") and Web Crypto only imports
  * PKCS#8; universal-github-app-jwt converts with node:crypto only under the "node" export condition, which a
@@ -38,10 +29,11 @@ export function toPkcs8Pem(privateKey: string): string {
   const pem = privateKey.replace(/\\n/g, "\n");
   const armour = /-----BEGIN (RSA )?PRIVATE KEY-----([\s\S]*?)-----END \1?PRIVATE KEY-----/.exec(pem);
   if (!armour) throw new Error("the GitHub App private key is not a PEM private key");
-  const body = armour[2]!.replace(/\s+/g, "");
+  const decoded = base64ToBytes(armour[2]!.replace(/\s+/g, ""));
+  if (!decoded) throw new Error("the GitHub App private key is not a PEM private key");
   let der: Uint8Array;
   if (armour[1]) {
-    const pkcs1 = base64ToBytes(body);
+    const pkcs1 = decoded;
     const octetString = [0x04, ...derLength(pkcs1.length)];
     const contentLength = 3 + RSA_ALGORITHM_IDENTIFIER.length + octetString.length + pkcs1.length;
     der = new Uint8Array([
@@ -55,7 +47,7 @@ export function toPkcs8Pem(privateKey: string): string {
       ...pkcs1,
     ]);
   } else {
-    der = base64ToBytes(body);
+    der = decoded;
   }
   const lines = bytesToBase64(der).match(/.{1,64}/g) ?? [];
   return `-----BEGIN PRIVATE KEY-----\n${lines.join("\n")}\n-----END PRIVATE KEY-----\n`;

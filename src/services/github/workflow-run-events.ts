@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { ServiceContext } from "../context";
-import { type Delivery, deliveryCte } from "./deliveries";
+import { type Delivery, deleteDeliveryQuery, deliveryCte } from "./deliveries";
 import type { GithubQueueMessage, WorkflowRunMessage } from "./messages";
 import type { WorkflowRunEvent } from "./webhook-payloads";
 
@@ -42,8 +42,13 @@ export function workflowRunMessage(
     runAttempt: run.run_attempt,
     headSha: run.head_sha.toLowerCase(),
     headBranch: run.head_branch ?? null,
-    pullRequests: [...new Set(run.pull_requests.map((pr) => pr.number))],
+    pullRequests: pullRequestNumbers(payload),
   };
+}
+
+/** The run's pull request numbers, each once. */
+function pullRequestNumbers(payload: WorkflowRunEvent): number[] {
+  return [...new Set(payload.workflow_run.pull_requests.map((pr) => pr.number))];
 }
 
 /**
@@ -63,7 +68,7 @@ export async function recordWorkflowRun(
     installationId: payload.installation.id,
   };
   const recordId = crypto.randomUUID();
-  const pullRequests = [...new Set(run.pull_requests.map((pr) => pr.number))];
+  const pullRequests = pullRequestNumbers(payload);
   const now = sql`${ctx.now().toISOString()}::timestamptz`;
   const result = await ctx.db.execute<{
     recorded: boolean;
@@ -133,7 +138,7 @@ export async function enqueueWorkflowRun(
   } catch (error) {
     await ctx.db.batch([
       ctx.db.execute(sql`delete from github_workflow_runs where id = ${outcome.recordId}::uuid and status = 'queued'`),
-      ctx.db.execute(sql`delete from github_webhook_deliveries where delivery_id = ${deliveryId}::uuid`),
+      deleteDeliveryQuery(ctx, deliveryId),
     ]);
     throw new QueueUnavailableError("the queue did not take the message", { cause: error });
   }

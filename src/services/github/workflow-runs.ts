@@ -1,6 +1,5 @@
 import { sql } from "drizzle-orm";
 import { FORMAT_FRAMEWORKS, LIMITS, type ReportFormat } from "../../contract/ingestion";
-import { parseReport, ReportParseError } from "../../ingestion/formats";
 import { ApiError } from "../../lib/errors";
 import type { ServiceContext } from "../context";
 import { ingestAppReports } from "../ingest-upload";
@@ -180,7 +179,11 @@ export async function processWorkflowRun(
 /** A format's reports in groups an upload could carry: under the body cap and the report count. */
 function batches(reports: ZippedReport[], maxBytes: number): ZippedReport[][] {
   const byFormat = new Map<ReportFormat, ZippedReport[]>();
-  for (const report of reports) byFormat.set(report.format, [...(byFormat.get(report.format) ?? []), report]);
+  for (const report of reports) {
+    const group = byFormat.get(report.format);
+    if (group) group.push(report);
+    else byFormat.set(report.format, [report]);
+  }
   const out: ZippedReport[][] = [];
   for (const group of byFormat.values()) {
     let current: ZippedReport[] = [];
@@ -209,57 +212,56 @@ async function ingestBatch(
 ): Promise<void> {
   const format = batch[0]!.format;
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
-  const reports: { format: ReportFormat; content: string }[] = [];
+  const reports: { path: string; content: string }[] = [];
   for (const report of batch) {
-    let content: string;
     try {
-      content = decoder.decode(report.bytes);
+      reports.push({ path: report.path, content: decoder.decode(report.bytes) });
     } catch {
       result.rejected.push({ artifact: artifact.name, format, message: `${report.path} is not UTF-8 text` });
-      continue;
     }
-    // A broken report would refuse the whole upload it is in: it is left out, and said, on its own.
-    try {
-      parseReport(format, content);
-    } catch (error) {
-      if (!(error instanceof ReportParseError)) throw error;
-      result.rejected.push({ artifact: artifact.name, format, message: `${report.path}: ${error.message}` });
-      continue;
-    }
-    reports.push({ format, content });
   }
-  if (reports.length === 0) return;
-  const payload = {
-    repo_id: message.repoId,
-    commit_sha: message.headSha,
-    // As the uploader names a GitHub Actions run: a re-run is another execution, so another run.
-    run_id: `${message.workflowRunId}-${message.runAttempt}`,
-    framework: FORMAT_FRAMEWORKS[format],
-    branch: message.headBranch,
-    pull_request: message.pullRequests[0] === undefined ? null : String(message.pullRequests[0]),
-    idempotency_key: `workflow-run:${message.workflowRunId}:artifact:${artifact.id}:${format}:${index}`,
-    metadata: { source: "github-app", workflow_run_id: message.workflowRunId, artifact: artifact.name },
-    reports,
-  };
-  try {
-    const { outcome, response } = await ingestAppReports(ctx, {
-      repoId: message.repoId,
-      payload,
-      contentId: `${payload.idempotency_key}:${artifact.digest ?? ""}`,
-    });
-    result.ingestions.push({
-      id: response.ingestionId,
-      format,
-      tests: response.summary.tests_parsed,
-      failed: response.summary.tests_failed,
-      duplicate: outcome === "duplicate",
-    });
-    result.testsRun += response.summary.tests_parsed;
-    result.testsFailed += response.summary.tests_failed;
-  } catch (error) {
-    // A report the service cannot read is the report's problem: said in the record, not retried.
-    if (error instanceof ApiError && error.status < 500) {
+  const idempotencyKey = `workflow-run:${message.workflowRunId}:artifact:${artifact.id}:${format}:${index}`;
+  // A report that does not parse refuses the whole upload, naming it: it is left out, said on its own, and
+  // the rest is sent again (nothing was written). Each pass drops one, so the loop ends.
+  while (reports.length > 0) {
+    const payload = {
+      repo_id: message.repoId,
+      commit_sha: message.headSha,
+      // As the uploader names a GitHub Actions run: a re-run is another execution, so another run.
+      run_id: `${message.workflowRunId}-${message.runAttempt}`,
+      framework: FORMAT_FRAMEWORKS[format],
+      branch: message.headBranch,
+      pull_request: message.pullRequests[0] === undefined ? null : String(message.pullRequests[0]),
+      idempotency_key: idempotencyKey,
+      metadata: { source: "github-app", workflow_run_id: message.workflowRunId, artifact: artifact.name },
+      reports: reports.map((report) => ({ format, content: report.content })),
+    };
+    try {
+      const { outcome, response } = await ingestAppReports(ctx, {
+        repoId: message.repoId,
+        payload,
+        contentId: `${idempotencyKey}:${artifact.digest ?? ""}`,
+      });
+      result.ingestions.push({
+        id: response.ingestionId,
+        format,
+        tests: response.summary.tests_parsed,
+        failed: response.summary.tests_failed,
+        duplicate: outcome === "duplicate",
+      });
+      result.testsRun += response.summary.tests_parsed;
+      result.testsFailed += response.summary.tests_failed;
+      return;
+    } catch (error) {
+      // What the service refuses is the reports' problem: said in the record, not retried.
+      if (!(error instanceof ApiError) || error.status >= 500) throw error;
       const detail = Array.isArray(error.details) ? (error.details[0] as { path: string; message: string }) : undefined;
+      const broken = /^reports\.(\d+)\.content$/.exec(detail?.path ?? "");
+      if (detail && broken) {
+        const [report] = reports.splice(Number(broken[1]), 1);
+        result.rejected.push({ artifact: artifact.name, format, message: `${report!.path}: ${detail.message}` });
+        continue;
+      }
       result.rejected.push({
         artifact: artifact.name,
         format,
@@ -267,7 +269,6 @@ async function ingestBatch(
       });
       return;
     }
-    throw error;
   }
 }
 
