@@ -222,3 +222,26 @@ function readdirProc(): number[] {
     return [];
   }
 }
+
+/** Current resident set of the workerd processes, in MiB (benchmarks sample it during a request). */
+export function workerdRssMiB(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+    } catch {}
+  }
+  return total;
+}
+
+/** Resident-set high-water mark of the workerd processes, in MiB. */
+export function workerdPeakMiB(pids: number[]): number {
+  let peak = 0;
+  for (const pid of pids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      peak = Math.max(peak, Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+    } catch {}
+  }
+  return peak;
+}

@@ -13,7 +13,6 @@
  * A fresh database is made for the run and dropped afterwards.
  */
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { PgDialect } from "drizzle-orm/pg-core";
 import pg from "pg";
@@ -26,7 +25,7 @@ import { serveLocalGateway } from "../db/local-gateway.ts";
 import { migrateUp } from "../db/migrator.ts";
 import { createTestDatabase } from "../db/test-database.ts";
 import type { RunningGateway } from "../gateway/index.ts";
-import { startWranglerDev, type WranglerDev } from "../wrangler-dev.ts";
+import { startWranglerDev, type WranglerDev, workerdPeakMiB, workerdRssMiB } from "../wrangler-dev.ts";
 import { parseThroughput } from "./parse.ts";
 
 const { values: args } = parseArgs({
@@ -103,30 +102,6 @@ function maximalBody(repoId: string, cap: number): string {
     });
   const overhead = Buffer.byteLength(build(0));
   return build(Math.min(10_000, Math.floor((cap - overhead - 1024) / 10_000)));
-}
-
-/** Current resident set of the workerd processes, in MiB. */
-function workerdRssMiB(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) {
-    try {
-      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
-    } catch {}
-  }
-  return total;
-}
-
-/** Resident-set high-water mark of the workerd processes, in MiB. */
-function workerdPeakMiB(pids: number[]): number {
-  let peak = 0;
-  for (const pid of pids) {
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, "utf8");
-      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      peak = Math.max(peak, kb / 1024);
-    } catch {}
-  }
-  return peak;
 }
 
 async function main() {

@@ -16,7 +16,6 @@
  * Needs a PostgreSQL server: DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres. A fresh
  * database is made for the run and dropped afterwards.
  */
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -29,7 +28,7 @@ import { migrateUp } from "../db/migrator.ts";
 import { restoreArchive } from "../db/restore-archive.ts";
 import { createTestDatabase } from "../db/test-database.ts";
 import type { RunningGateway } from "../gateway/index.ts";
-import { startWranglerDev, type WranglerDev } from "../wrangler-dev.ts";
+import { startWranglerDev, type WranglerDev, workerdRssMiB } from "../wrangler-dev.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -47,17 +46,6 @@ const DAILY_CRON = "17 3 * * *";
 const MONTH = "2025-01";
 const SCHEDULED = new Date("2025-03-15T03:17:00Z");
 const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-
-/** Current resident set of the workerd processes, in MiB (as bench:ingest samples it). */
-function workerdRssMiB(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) {
-    try {
-      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
-    } catch {}
-  }
-  return total;
-}
 
 /** One repository, TEST_CASES test cases, one ingestion per RUNS_PER_UPLOAD runs, RUNS runs across the month. */
 async function seed(client: pg.Client): Promise<string> {
