@@ -47,15 +47,19 @@ export async function handleGithubQueue(batch: MessageBatch<GithubQueueMessage>,
     return;
   }
 
-  const credentials =
+  // One client per batch: it converts the key and fingerprints it once (its tokens are cached per isolate).
+  const github =
     config.GITHUB_APP_ID && config.GITHUB_APP_PRIVATE_KEY
-      ? { apiUrl: config.GITHUB_API_URL, appId: config.GITHUB_APP_ID, privateKey: config.GITHUB_APP_PRIVATE_KEY }
+      ? createGithubClient({
+          apiUrl: config.GITHUB_API_URL,
+          appId: config.GITHUB_APP_ID,
+          privateKey: config.GITHUB_APP_PRIVATE_KEY,
+        })
       : null;
   for (const message of batch.messages) {
     const { recordId } = message.body;
     try {
-      if (!credentials) throw new MisconfiguredError();
-      const github = createGithubClient(credentials);
+      if (!github) throw new MisconfiguredError();
       const outcome = await processWorkflowRun(ctx, github, message.body, {
         maxIngestionBytes: config.INGESTION_MAX_BODY_BYTES,
       });
