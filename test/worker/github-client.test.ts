@@ -136,19 +136,21 @@ describe("App authentication", () => {
   });
 
   it("reuses an installation token until five minutes before it expires", async () => {
-    // The fake checks JWTs against the real time, so the clock starts in the past: the refresh falls due
-    // (5 min before a 5.5 min token expires) while a JWT issued then is still valid for the fake.
-    const clock = testClock(-4 * 60_000);
-    const { installationId, repo, runId } = await setUp(undefined, { tokenLifetimeSeconds: 330 });
+    // The fake dates tokens and checks JWTs by the real time (T0 = now, before set-up), and a JWT is dated a
+    // minute before the client's clock, so that clock may run at most a minute ahead of the real one. A 305 s
+    // token is due for renewal 5 s after it was issued (at T1 ≥ T0). The clock starts a minute back: at T0 the
+    // token is still fresh, at T0 + 59 s it is due however long set-up took (up to 54 s).
+    const clock = testClock(-60_000);
+    const { installationId, repo, runId } = await setUp(undefined, { tokenLifetimeSeconds: 305 });
     const client = createGithubClient(credentials, { now: clock.now });
 
     await client.listRunArtifacts(installationId, repo, runId);
     await client.listRunArtifacts(installationId, repo, runId);
-    clock.advance(4 * 60_000);
+    clock.advance(60_000);
     await client.listRunArtifacts(installationId, repo, runId);
     expect((await fakeInstallation(installationId)).tokensIssued).toBe(1);
 
-    clock.advance(31_000);
+    clock.advance(59_000);
     await client.listRunArtifacts(installationId, repo, runId);
     expect((await fakeInstallation(installationId)).tokensIssued).toBe(2);
   });
