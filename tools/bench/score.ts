@@ -12,7 +12,7 @@
 import { Command } from "commander";
 import { PgDialect } from "drizzle-orm/pg-core";
 import pg from "pg";
-import { rescoreQuery, SCORING_SETTINGS } from "../../src/services/scoring/rescore.ts";
+import { RECOMPUTE_SETTINGS, rescoreQuery } from "../../src/services/scoring/rescore.ts";
 import { migrateUp } from "../db/migrator.ts";
 import { createTestDatabase } from "../db/test-database.ts";
 
@@ -103,7 +103,7 @@ async function main() {
     );
     const dialect = new PgDialect();
     const compiled = dialect.sqlToQuery(rescoreQuery(repoId, "all", asOf));
-    const settings = dialect.sqlToQuery(SCORING_SETTINGS).sql;
+    const settings = dialect.sqlToQuery(RECOMPUTE_SETTINGS).sql;
     if (options.explain) {
       await client.query("begin");
       await client.query(settings);

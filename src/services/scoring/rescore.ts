@@ -337,11 +337,17 @@ export function rescoreQuery(
  * query that runs in a fraction of that: for this workload it is pure overhead. And right after an upload
  * the planner's statistics lag behind (a fresh repository looks empty), so it would pick nested loops that
  * rerun a whole aggregation per test case; without them it hashes, which is right at every size (the
- * window's lateral index scan is a nested loop by nature and stays one). work_mem (64 MB, this transaction only)
- * keeps the sorts and hashes over every window's upload ids (`pooled`) in memory, not on disk.
+ * window's lateral index scan is a nested loop by nature and stays one).
  */
-export const SCORING_SETTINGS: SQL = sql`select set_config('jit', 'off', true), set_config('enable_nestloop', 'off', true),
-  set_config('work_mem', '64MB', true)`;
+export const SCORING_SETTINGS: SQL = sql`select set_config('jit', 'off', true), set_config('enable_nestloop', 'off', true)`;
+
+/**
+ * The same for a full recompute, plus work_mem (64 MB, this transaction only) to keep the sorts and hashes over
+ * every window's upload ids (`pooled`) in memory, not on disk. Not for uploads: they rescore a few tests, and
+ * work_mem is granted per sort and hash of every concurrent upload.
+ */
+export const RECOMPUTE_SETTINGS: SQL = sql`select set_config('jit', 'off', true),
+  set_config('enable_nestloop', 'off', true), set_config('work_mem', '64MB', true)`;
 
 /** Scores the test cases of `scope` now (one db.batch, one transaction); the rows written. */
 export async function rescore(
@@ -352,7 +358,7 @@ export async function rescore(
   model?: ScoringModel,
 ): Promise<ScoreRow[]> {
   const [, result] = await ctx.db.batch([
-    ctx.db.execute(SCORING_SETTINGS),
+    ctx.db.execute(scope === "all" ? RECOMPUTE_SETTINGS : SCORING_SETTINGS),
     ctx.db.execute<ScoreRow>(rescoreQuery(repoId, scope, asOf, { model, now: ctx.now() })),
   ]);
   return result.rows as unknown as ScoreRow[];
