@@ -8,11 +8,15 @@
 export type LogFields = Record<string, unknown>;
 
 const SECRET_KEY =
-  /^(authorization|cookie|set-cookie|password|passwd|secret|token|api[_-]?key|plaintext|database_?url|connection(_?string)?|dsn|email|hmac_kek|operator_token)$/i;
+  /^(authorization|cookie|set-cookie|password|passwd|secret|token|api[_-]?key|plaintext|database_?url|connection(_?string)?|dsn|email|hmac_kek|operator_token|private_?key|jwt|github_(webhook_secret|app_private_key))$/i;
 
 const SECRET_VALUES: [RegExp, string][] = [
   [/\bpostgres(?:ql)?:\/\/[^\s"']+/gi, "[connection string]"],
-  [/\bBearer\s+[A-Za-z0-9._~+/=-]+/g, "Bearer [redacted]"],
+  [/\bBearer\s+[A-Za-z0-9._~+/=-]+/gi, "Bearer [redacted]"],
+  // GitHub's tokens (installation, personal, fine-grained), a JWT (the App's), a PEM key.
+  [/\b(?:gh[opsur]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})/g, "[token]"],
+  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/g, "[jwt]"],
+  [/-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]*(?:-----END [A-Z ]*PRIVATE KEY-----)?/g, "[private key]"],
   [/\bap_[A-Za-z0-9_-]{16,}/g, "[token]"],
   [/\bwhsec_[A-Za-z0-9+/=]{16,}/g, "[secret]"],
   [/[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g, "[email]"],
@@ -26,7 +30,9 @@ function scrubString(value: string): string {
 
 function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === "string") return scrubString(value);
-  if (value === null || typeof value !== "object" || depth > 4) return value;
+  if (value === null || typeof value !== "object") return value;
+  // Deeper than any field the Worker logs: not walked, and not written unchecked either.
+  if (depth > 4) return "[nested]";
   if (Array.isArray(value)) return value.map((item) => scrub(item, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(value)) {

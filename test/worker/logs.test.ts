@@ -181,4 +181,22 @@ describe("the logger's second line of defence", () => {
       ok: 42,
     });
   });
+
+  it("knows the GitHub App's credentials, and does not write what lies too deep to check", () => {
+    const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiI0MjQyNDIifQ.c2lnbmF0dXJlLWJ5dGVz";
+    const line = formatLine("warn", "github", {
+      detail: `token ghs_${"a".repeat(36)} and bearer ${jwt} then ${jwt}`,
+      key: "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+      privateKey: "anything",
+      deep: { a: { b: { c: { d: { e: "ghs_hidden-below-the-walk" } } } } },
+    });
+    expect(JSON.parse(line)).toEqual({
+      level: "warn",
+      event: "github",
+      detail: "token [token] and Bearer [redacted] then [jwt]",
+      key: "[private key]",
+      privateKey: "[redacted]",
+      deep: { a: { b: { c: { d: "[nested]" } } } },
+    });
+  });
 });
