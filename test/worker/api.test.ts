@@ -402,6 +402,34 @@ describe("repository config", () => {
     });
     expect((await read()).githubArtifactPatterns).toEqual(["*test-results*", "*junit*", "*report*"]);
   });
+
+  it("answers generated artifact patterns with a 200 that stores them as sent, or a 4xx that changes nothing", async () => {
+    const { repoId, admin } = await repoWithPeople();
+    const pattern = fc.oneof(
+      fc.string({ maxLength: 120 }),
+      fc.string({ unit: "binary", maxLength: 20 }),
+      fc.constantFrom("*", "?", "a\u0000b", "\ud800", "x".repeat(100), "x".repeat(101), " * "),
+    );
+    const value = fc.oneof(fc.array(pattern, { maxLength: 22 }), fc.constant(null), fc.anything({ maxDepth: 2 }));
+    await fc.assert(
+      fc.asyncProperty(value, async (patterns) => {
+        const before = await repoState(repoId);
+        const res = await api("PATCH", `/api/repos/${repoId}/config`, {
+          token: admin.token,
+          body: { githubArtifactPatterns: patterns },
+        });
+        expect(res.status, await res.clone().text()).toBeLessThan(500);
+        if (res.status === 200) {
+          const body = await res.json<{ githubArtifactPatterns: string[] }>();
+          if (patterns !== null) expect(body.githubArtifactPatterns).toEqual(patterns);
+        } else {
+          expect(res.status).toBeGreaterThanOrEqual(400);
+          expect(await repoState(repoId)).toBe(before);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  }, 120_000);
 });
 
 describe("bad input", () => {
