@@ -6,16 +6,17 @@ import { describe, expect, it } from "vitest";
 import { repos } from "../../src/db/schema";
 import { ConfigError, loadConfig } from "../../src/env";
 import { privacyRequests } from "../../src/jobs/privacy-requests";
+import { sha256Hex } from "../../src/lib/encoding";
 import { checkHealth } from "../../src/services/health";
 import { ERASURE_SKIPPED_COLUMNS, needleMatcher } from "../../src/services/privacy/archive-erasure";
 import { EXPORT_TABLES } from "../../src/services/privacy/export";
+import { dataRequestsHealth } from "../../src/services/privacy/health";
 import { signDownload } from "../../src/services/privacy/links";
 import { exportKey, processApproved } from "../../src/services/privacy/process";
 import { REMINDER_EVENT } from "../../src/services/privacy/reminders";
-import { overdueRequests } from "../../src/services/privacy/requests";
 import { createRepo } from "../../src/services/repos";
 import { archiveRepoMonth } from "../../src/services/retention/archive";
-import { readManifest, sha256Hex } from "../../src/services/retention/manifest";
+import { readManifest } from "../../src/services/retention/manifest";
 import { restoreArchivedMonth } from "../../src/services/retention/restore";
 import { setRole } from "../../src/services/roles";
 import { createSecret } from "../../src/services/secrets";
@@ -128,8 +129,8 @@ describe("data subject requests", () => {
     const alice = await person();
     const { body } = await ask(alice, "export");
     const later = new Date(new Date(body.dueAt).getTime() + 1000);
-    const overdue = await overdueRequests({ db, now: () => later });
-    expect(overdue.count).toBeGreaterThanOrEqual(1);
+    const overdue = await dataRequestsHealth(db, later);
+    expect(overdue.overdue).toBeGreaterThanOrEqual(1);
     const view = await api("GET", `/api/me/data-requests/${body.id}`, { token: alice.token });
     expect((await view.json<RequestBody>()).overdue).toBe(false);
 
@@ -309,6 +310,23 @@ describe("deadline reminders", () => {
     expect((await notificationsOf(admin)).filter((n) => n.message.includes(soon.id))).toHaveLength(1);
 
     await db.execute(sql`update data_subject_requests set status = 'rejected' where id in (${soon.id}, ${later.id})`);
+  });
+
+  it("are sent even when the ARCHIVE binding is missing and nothing can be carried out", async () => {
+    const admin = await person({ platformAdmin: true });
+    const carol = await person();
+    const request = (await ask(carol, "export")).body;
+    const at = new Date(new Date(request.dueAt).getTime() - 2 * DAY);
+    const result = await privacyRequests.run({
+      config: loadConfig(env),
+      env: { ...env, ARCHIVE: undefined },
+      db,
+      scheduledTime: at,
+    });
+    expect(result.outcome).toBe("skipped");
+    expect(result.counts?.remindersSent).toBeGreaterThanOrEqual(1);
+    expect((await notificationsOf(admin)).filter((n) => n.message.includes(request.id))).toHaveLength(1);
+    await db.execute(sql`update data_subject_requests set status = 'rejected' where id = ${request.id}`);
   });
 });
 

@@ -239,12 +239,3 @@ export async function decideRequest(
   if (!moved || !now) return { kind: "not_pending", status: now?.status ?? request.status };
   return { kind: "decided", request: now };
 }
-
-/** Open requests past their deadline, for /api/health and the admins' reminders. */
-export async function overdueRequests(ctx: ServiceContext): Promise<{ count: number; oldestDueAt: Date | null }> {
-  const result = await ctx.db.execute<{ count: number; oldest: string | null }>(sql`
-    select count(*)::int as count, min(due_at) as oldest from data_subject_requests
-    where status in ${OPEN} and due_at < ${ctx.now().toISOString()}::timestamptz`);
-  const row = result.rows[0];
-  return { count: row.count, oldestDueAt: row.oldest ? new Date(row.oldest) : null };
-}

@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { sha256Hex } from "../../lib/encoding";
 import { gzipWriter } from "../../lib/gzip";
 import type { ServiceContext } from "../context";
 import {
@@ -9,7 +10,6 @@ import {
   monthBounds,
   partKey,
   readManifest,
-  sha256Hex,
   writeManifest,
 } from "./manifest";
 

@@ -1,5 +1,6 @@
 import { auditQuery } from "../audit";
 import type { ServiceContext } from "../context";
+import { dropTestRunPartitionsBefore } from "../partitions";
 import { archiveRepoMonth, DEFAULT_PART_LIMITS, type PartLimits } from "./archive";
 import { type ArchiveBucket, monthBounds } from "./manifest";
 import {
@@ -8,7 +9,6 @@ import {
   deleteOldTelemetry,
   deleteOrphanIngestions,
   deleteRunRange,
-  dropPartitionsBefore,
   expiredMonths,
   type MonthGroup,
   purgeAppendOnly,
@@ -129,7 +129,7 @@ export async function runRetention(
     if (!droppable) break;
     dropBefore = end;
   }
-  if (dropBefore) counts.partitionsDropped = await dropPartitionsBefore(ctx, dropBefore);
+  if (dropBefore) counts.partitionsDropped = await dropTestRunPartitionsBefore(ctx.db, dropBefore);
 
   // 2b. Batched deletes of archived runs past retention in the partitions that stay.
   let batchesLeft = maxDeleteBatches;

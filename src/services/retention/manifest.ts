@@ -132,8 +132,3 @@ export async function writeManifest(bucket: ArchiveBucket, manifest: MonthManife
     httpMetadata: { contentType: "application/json" },
   });
 }
-
-export async function sha256Hex(data: ArrayBuffer | Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", data as BufferSource);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}

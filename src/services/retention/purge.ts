@@ -1,6 +1,5 @@
 import { sql } from "drizzle-orm";
 import type { ServiceContext } from "../context";
-import { dropTestRunPartitionsBefore } from "../partitions";
 
 /** Retention of what has no per-repository setting (days before the scheduled time). */
 export const TELEMETRY_RETENTION_DAYS = 30;
@@ -62,12 +61,6 @@ export async function expiredMonths(ctx: ServiceContext, scheduledTime: Date): P
     expired: r.expired,
   }));
 }
-
-/**
- * Drops test_runs' monthly partitions ending at or before `before` through the SECURITY DEFINER function of
- * migration 0002 (the Worker's role has no DDL rights). Returns their names.
- */
-export const dropPartitionsBefore = (ctx: ServiceContext, before: Date) => dropTestRunPartitionsBefore(ctx.db, before);
 
 /**
  * Deletes up to `maxBatches` × DELETE_BATCH runs of the repository with from <= created_at < until, by keyset on

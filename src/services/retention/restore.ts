@@ -1,6 +1,8 @@
 import { sql } from "drizzle-orm";
+import { sha256Hex } from "../../lib/encoding";
 import type { ServiceContext } from "../context";
-import { type ArchiveBucket, ArchiveError, type ArchivePart, monthBounds, readManifest, sha256Hex } from "./manifest";
+import { ensureTestRunPartitions } from "../partitions";
+import { type ArchiveBucket, ArchiveError, type ArchivePart, monthBounds, readManifest } from "./manifest";
 
 /** Runs inserted per statement. */
 const RESTORE_BATCH = 1_000;
@@ -45,7 +47,7 @@ export async function restoreArchivedMonth(
   const repo = await ctx.db.execute(sql`select 1 from repos where id = ${input.repoId}::uuid`);
   if (!repo.rows.length)
     throw new ArchiveError(`repository ${input.repoId} does not exist; create it before restoring`);
-  await ctx.db.execute(sql`select anchorpipe_ensure_test_run_partitions(0, ${start.toISOString().slice(0, 10)}::date)`);
+  await ensureTestRunPartitions(ctx.db, 0, start);
   const counts: RestoreCounts = {
     parts: 0,
     archivedRuns: manifest.rows,

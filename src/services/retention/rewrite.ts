@@ -1,3 +1,4 @@
+import { sha256Hex } from "../../lib/encoding";
 import { gzipWriter } from "../../lib/gzip";
 import {
   type ArchiveBucket,
@@ -5,7 +6,6 @@ import {
   type ArchiveObject,
   type MonthManifest,
   readManifest,
-  sha256Hex,
   writeManifest,
 } from "./manifest";
 
@@ -164,7 +164,7 @@ async function rewriteLines(
   bytes: Uint8Array,
   matcher: LineMatcher,
   rewrite: LineRewriter,
-): Promise<{ body: Uint8Array; changed: number }> {
+): Promise<{ body: Uint8Array<ArrayBuffer>; changed: number }> {
   const gzip = gzipWriter();
   let changed = 0;
   let batch: string[] = [];
