@@ -1,6 +1,5 @@
 import { neonConfig } from "@neondatabase/serverless";
 import { sql } from "drizzle-orm";
-import { findSqlState } from "../lib/db-errors";
 import type { ServiceContext } from "./context";
 
 /**
@@ -107,14 +106,13 @@ export interface DatabaseFacts {
   resultsAccepted: number;
   authFailures: { reason: string; failures: number }[];
   testsByClass: { class: string; tests: number }[];
-  /** Null until job_runs exists (migration 0011). */
-  jobRuns: { job: string; outcome: string; runs: number }[] | null;
+  jobRuns: { job: string; outcome: string; runs: number }[];
 }
 
 /** One database request: the durable counts. */
 export async function readDatabaseFacts(ctx: Pick<ServiceContext, "db">): Promise<DatabaseFacts> {
   const { db } = ctx;
-  const [uploads, failures, classes] = await db.batch([
+  const [uploads, failures, classes, jobRuns] = await db.batch([
     db.execute<{ uploads: number; results: string }>(sql`
       select count(*)::int as uploads, coalesce(sum(tests_total), 0)::text as results
       from ingestions where completed_at is not null`),
@@ -122,26 +120,16 @@ export async function readDatabaseFacts(ctx: Pick<ServiceContext, "db">): Promis
       select reason, sum(failures)::text as failures from auth_failure_tallies group by reason order by reason`),
     db.execute<{ class: string; tests: number }>(sql`
       select class::text as class, count(*)::int as tests from flake_scores group by class order by class`),
+    db.execute<{ job: string; outcome: string; runs: number }>(sql`
+      select job, outcome, count(*)::int as runs from job_runs group by job, outcome order by job, outcome`),
   ]);
   return {
     uploadsAccepted: uploads.rows[0].uploads,
     resultsAccepted: Number(uploads.rows[0].results),
     authFailures: failures.rows.map((r) => ({ reason: r.reason, failures: Number(r.failures) })),
     testsByClass: classes.rows,
-    jobRuns: await readJobRuns(ctx),
+    jobRuns: jobRuns.rows,
   };
-}
-
-/** Job runs by outcome; null while job_runs does not exist (a database before migration 0011). */
-async function readJobRuns({ db }: Pick<ServiceContext, "db">): Promise<DatabaseFacts["jobRuns"]> {
-  try {
-    const result = await db.execute<{ job: string; outcome: string; runs: number }>(sql`
-      select job, outcome, count(*)::int as runs from job_runs group by job, outcome order by job, outcome`);
-    return result.rows;
-  } catch (error) {
-    if (findSqlState(error) === "42P01") return null;
-    throw error;
-  }
 }
 
 const FLAKE_CLASSES = ["stable", "flaky", "highly_flaky", "broken", "suspect"];
@@ -211,11 +199,8 @@ export function renderMetrics(facts: DatabaseFacts | null, now = Date.now()): st
     const byClass = new Map(facts.testsByClass.map((r) => [r.class, r.tests]));
     for (const flakeClass of FLAKE_CLASSES)
       out.sample("anchorpipe_tests", { class: flakeClass }, byClass.get(flakeClass) ?? 0);
-    if (facts.jobRuns) {
-      out.family("anchorpipe_job_runs_total", "counter", "Scheduled job runs by job and outcome (database: job_runs).");
-      for (const { job, outcome, runs } of facts.jobRuns)
-        out.sample("anchorpipe_job_runs_total", { job, outcome }, runs);
-    }
+    out.family("anchorpipe_job_runs_total", "counter", "Scheduled job runs by job and outcome (database: job_runs).");
+    for (const { job, outcome, runs } of facts.jobRuns) out.sample("anchorpipe_job_runs_total", { job, outcome }, runs);
   }
 
   out.family(
