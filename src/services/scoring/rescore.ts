@@ -140,9 +140,9 @@ export function rescoreQuery(
           sum(s.pass_w) filter (where not s.outage and s.started_at <= s.last_failure_at) as pass_w_to_failure,
           count(*) filter (where not s.outage and s.started_at > coalesce(s.last_failure_at, '-infinity'))
             as passes_since_failure,
-          -- In time order, as the aggregates see them.
-          array_agg(s.ingestion_id) filter (where not s.outage) as good_uploads,
-          array_agg(s.first_fail) filter (where not s.outage) as good_failed,
+          -- In time order (the window's), said rather than left to the window's output order.
+          array_agg(s.ingestion_id order by s.started_at, s.run_id) filter (where not s.outage) as good_uploads,
+          array_agg(s.first_fail order by s.started_at, s.run_id) filter (where not s.outage) as good_failed,
           max(s.last_failure_at) filter (where not s.outage) as last_failure_at,
           count(*) filter (where not s.outage and s.key_first and s.contradiction) as contradictions,
           count(*) filter (where not s.outage and s.retry_recovered) as retry_recoveries,
