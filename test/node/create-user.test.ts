@@ -37,6 +37,10 @@ describe("npm run user:create", () => {
       },
     ]);
     expect(made.repoId).toBe(repo.found.id);
+    // --github-id links the person to the GitHub App's installations (README, GitHub App).
+    const linked = await createUserWithToken(database.backend, { login: "grace", githubId: "583231" });
+    const github = await database.backend.pool.query("select github_id from users where id = $1", [linked.user.id]);
+    expect(github.rows).toEqual([{ github_id: "583231" }]);
     await expect(createUserWithToken(database.backend, { login: "bob", repo: "acme/missing" })).rejects.toThrow(
       CreateUserError,
     );
@@ -57,6 +61,13 @@ describe("npm run user:create", () => {
       expect(parseCreateUserArgs([])).toBe(2);
       expect(parseCreateUserArgs(["--login", "x", "--role", "owner"])).toBe(2);
       expect(parseCreateUserArgs(["--login", "x", "--days", "400"])).toBe(2);
+      for (const bad of ["0", "-1", "12ab", "9007199254740993", "1".repeat(20)]) {
+        expect(parseCreateUserArgs(["--login", "x", "--github-id", bad])).toBe(2);
+      }
+      expect(parseCreateUserArgs(["--login", "x", "--github-id", "583231"])).toEqual({
+        login: "x",
+        githubId: "583231",
+      });
       expect(parseCreateUserArgs(["--help"])).toBe(0);
     } finally {
       process.stdout.write = out;

@@ -77,7 +77,10 @@ function program(): Command {
     return n;
   };
   const githubId = (value: string) => {
-    if (!/^[1-9][0-9]{0,18}$/.test(value)) throw new InvalidArgumentError("must be GitHub's numeric user id");
+    // GitHub's ids are JSON numbers in its webhooks: the App can only match one that is a safe integer.
+    if (!/^[1-9][0-9]{0,15}$/.test(value) || !Number.isSafeInteger(Number(value))) {
+      throw new InvalidArgumentError("must be GitHub's numeric user id");
+    }
     return value;
   };
   return new Command("npm run user:create --")
